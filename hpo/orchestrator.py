@@ -130,9 +130,9 @@ class Orchestrator:
 
     def run(self) -> History:
         """Run until the budget is spent and nothing is left to do; Ctrl-C stops cleanly, everything recorded."""
-        self._t0 = self.executor.now()
         self.storage.log_event("sweep_resumed" if self._trials else "sweep_started", {"trials": len(self._trials)})
         self.executor.start(self.trainable, self.metric, self.checkpoint_store)
+        self._t0 = self.executor.now()
         try:
             while True:
                 self._fill_slots()

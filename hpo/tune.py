@@ -1,0 +1,395 @@
+"""Standalone sweeps: ``hpo.run(...)`` from Python and ``hpo-tune SWEEP.yaml`` from the shell.
+
+A sweep file (YAML)::
+
+    name: quickstart
+    entrypoint: train:train            # module:function, the module found next to the sweep file
+    metric: val_loss
+    mode: min
+    space:
+      lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+      hidden: {type: int, low: 16, high: 256, log: true}
+      activation: [relu, tanh]         # a list is a choice
+      batch_size: 64                   # a scalar is a constant
+    fidelity: {name: epoch, low: 1, high: 27}
+    searcher: random                   # or {name: random, seed: 1}
+    scheduler: {name: asha, reduction_factor: 3}
+    resources: {num_cpus: 1, num_gpus: 0}
+    max_concurrent: 2
+    budget: {max_trials: 40, max_seconds: 600}
+    directory: runs/quickstart         # relative to the sweep file
+    ray: {address: null}
+
+Running the same file again resumes the sweep from its directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo.checkpoint import CheckpointStore
+from hpo.executors.base import Executor
+from hpo.history import History
+from hpo.orchestrator import Budget, Orchestrator
+from hpo.registry import resolve
+from hpo.scheduler import Scheduler
+from hpo.searcher import Searcher
+from hpo.space import Space, SpaceError
+from hpo.storage import Storage, SweepLockedError
+
+__all__ = ["run", "load_results", "load_sweep", "SweepResult", "SweepFileError", "main"]
+
+
+class SweepFileError(ValueError):
+    """A sweep file that cannot be run as written."""
+
+
+@dataclass
+class SweepResult:
+    """What a sweep leaves: its history and directory.
+
+    Attributes:
+        history: every trial, with curves and costs.
+        directory: the sweep directory (storage, checkpoints, results.json, results.csv).
+        interrupted: the sweep stopped early (Ctrl-C or time budget) with trials left to resume.
+    """
+
+    history: History
+    directory: Path
+    interrupted: bool = False
+
+    @property
+    def best_trial(self):
+        return self.history.best()
+
+    @property
+    def best_config(self) -> dict[str, Any] | None:
+        t = self.history.best()
+        return None if t is None else dict(t.config)
+
+    @property
+    def best_value(self) -> float | None:
+        return self.history.best_value()
+
+    def dataframe(self):
+        """One row per trial (pandas)."""
+        with Storage(self.directory, readonly=True) as st:
+            return st.to_dataframe()
+
+
+def _build(kind: str, spec: str | Searcher | Scheduler | Mapping[str, Any], *args: Any) -> Any:
+    if isinstance(spec, (Searcher, Scheduler)):
+        return spec
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, Mapping) and "name" in spec:
+        name, options = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    else:
+        raise SweepFileError(f"{kind} must be a name or {{name: ..., options...}}, got {spec!r}")
+    cls = resolve(kind, name)
+    return cls.from_options(*args, options)
+
+
+def _spec_of(x: Any) -> Any:
+    if isinstance(x, (Searcher, Scheduler)):
+        return f"{type(x).__module__}:{type(x).__name__}"
+    return x
+
+
+def run(
+    trainable: Callable[[dict[str, Any]], Any],
+    space: Space | Mapping[str, Any],
+    *,
+    metric: str,
+    mode: str = "min",
+    directory: str | os.PathLike[str],
+    searcher: str | Mapping[str, Any] | Searcher = "random",
+    scheduler: str | Mapping[str, Any] | Scheduler = "fifo",
+    max_trials: int | None = None,
+    max_cost: float | None = None,
+    max_seconds: float | None = None,
+    cost_key: str = "wall_seconds",
+    resources: Mapping[str, float] | None = None,
+    max_concurrent: int | None = None,
+    address: str | None = None,
+    executor: Executor | None = None,
+    seed: int = 0,
+    points_to_evaluate: Sequence[Mapping[str, Any]] = (),
+    checkpoint_dir: str | None = None,
+    display: bool = True,
+    name: str | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep and return its result.
+
+    Args:
+        trainable: ``def train(config)`` that returns the metric or reports it with :func:`hpo.report`.
+        space: an :class:`~hpo.space.Space`, or its dict form as in a sweep file.
+        metric, mode: the reported metric to optimize, ``"min"`` or ``"max"``.
+        directory: the sweep directory; running again on it resumes the sweep.
+        searcher, scheduler: registered names (``random``; ``fifo``, ``asha``), ``{name:, **options}``, or
+            instances.
+        max_trials, max_cost, max_seconds, cost_key: the budget (see :class:`~hpo.orchestrator.Budget`).
+        resources: per trial, ``{"num_cpus": 1, "num_gpus": 0.5, **custom}``.
+        max_concurrent: cap on trials at once (default: what the resources allow).
+        address: an existing Ray cluster to join.
+        executor: run on this executor instead of Ray (e.g. a :class:`~hpo.executors.SimulatedExecutor`).
+        seed: seeds the searcher.
+        points_to_evaluate: configs to try first.
+        checkpoint_dir: a path or fsspec URL for checkpoints (default: ``DIRECTORY/checkpoints``).
+        display: show progress.
+
+    Example:
+        >>> def train(config):  # doctest: +SKIP
+        ...     return {"loss": (config["x"] - 0.3) ** 2}
+        >>> result = hpo.run(train, {"x": {"type": "float", "low": 0, "high": 1}}, metric="loss",
+        ...                  directory="runs/demo", max_trials=20)  # doctest: +SKIP
+    """
+    if not isinstance(space, Space):
+        space = Space.from_dict(space)
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if not isinstance(metric, str) or not metric:
+        raise ValueError("metric must name the reported value to optimize, e.g. metric='val_loss'")
+    budget = Budget(max_trials=max_trials, max_cost=max_cost, max_seconds=max_seconds, cost_key=cost_key)
+    directory = Path(directory)
+    storage = Storage(directory)
+    try:
+        spec = {
+            "space": space.to_dict(),
+            "metric": metric,
+            "mode": mode,
+            "searcher": _spec_of(searcher),
+            "scheduler": _spec_of(scheduler),
+            "seed": seed,
+        }
+        old = storage.load_spec()
+        if old is not None:
+            for key in ("space", "metric", "mode"):
+                if json.dumps(old.get(key), sort_keys=True, default=str) != json.dumps(spec[key], sort_keys=True,
+                                                                                       default=str):
+                    raise ValueError(
+                        f"{str(directory)!r} holds a sweep with another {key} ({old.get(key)!r}); "
+                        "resume it unchanged or give this sweep a new directory"
+                    )
+        storage.save_spec(spec)
+        if isinstance(searcher, str):
+            searcher = {"name": searcher}
+        if isinstance(searcher, Mapping):
+            searcher = {"seed": int(seed), **searcher}
+        search = _build("searcher", searcher, space)
+        sched = _build("scheduler", scheduler, space, metric, mode)
+        if executor is None:
+            from hpo.executors.ray import RayExecutor
+
+            res = dict(resources or {})
+            executor = RayExecutor(
+                num_cpus=float(res.pop("num_cpus", 1)),
+                num_gpus=float(res.pop("num_gpus", 0)),
+                resources=res,
+                max_concurrent=max_concurrent,
+                address=address,
+            )
+        store = CheckpointStore(checkpoint_dir or str(directory / "checkpoints"))
+        from hpo.display import LiveDisplay, summary_table
+
+        with LiveDisplay(name or directory.name, enabled=display) as live:
+            orch = Orchestrator(
+                trainable, space, metric, mode, search, sched, executor, storage, budget,
+                checkpoint_store=store, points_to_evaluate=points_to_evaluate, on_event=live.on_event,
+            )
+            history = orch.run()
+        _write_results(storage, directory, metric)
+        if display:
+            live.console.print(summary_table(history, title=f"{name or directory.name}: best trials"))
+        return SweepResult(history, directory, orch.interrupted)
+    finally:
+        storage.close()
+
+
+def _write_results(storage: Storage, directory: Path, metric: str) -> None:
+    rows = storage.rows(metric)
+    with open(directory / "results.json", "w") as f:
+        json.dump(rows, f, indent=1, default=str)
+    storage.to_csv(directory / "results.csv")
+
+
+def load_results(directory: str | os.PathLike[str]):
+    """A sweep's trials as a pandas DataFrame (readable while the sweep runs)."""
+    with Storage(directory, readonly=True) as st:
+        return st.to_dataframe()
+
+
+# -- sweep files ---------------------------------------------------------------------------------------------
+
+_KEYS = {
+    "name", "entrypoint", "metric", "mode", "space", "fidelity", "searcher", "scheduler", "resources",
+    "max_concurrent", "budget", "directory", "seed", "ray", "points_to_evaluate", "checkpoint_dir",
+}
+
+
+def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a sweep file; raise :class:`SweepFileError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepFileError(f"sweep file {str(path)!r} not found; pass the path of a YAML sweep file")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SweepFileError(f"sweep file {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if not isinstance(spec, dict):
+        raise SweepFileError(f"sweep file {str(path)!r} must be a YAML mapping of keys (entrypoint, space, ...)")
+    unknown = set(spec) - _KEYS
+    if unknown:
+        raise SweepFileError(f"sweep file has unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}")
+    for key in ("entrypoint", "metric", "space"):
+        if key not in spec:
+            raise SweepFileError(f"sweep file has no {key!r}; add it (see the sweep file reference in README.md)")
+    if not isinstance(spec["entrypoint"], str) or spec["entrypoint"].count(":") != 1:
+        raise SweepFileError(f"entrypoint must be 'module:function', got {spec['entrypoint']!r}")
+    if not isinstance(spec["space"], dict):
+        raise SweepFileError("space must map parameter names to definitions")
+    budget = spec.get("budget") or {}
+    if not isinstance(budget, dict) or set(budget) - {"max_trials", "max_cost", "max_seconds", "cost_key"}:
+        raise SweepFileError(f"budget must be {{max_trials, max_cost, max_seconds, cost_key}}, got {budget!r}")
+    spec["_path"] = path
+    return spec
+
+
+def _import_entrypoint(entrypoint: str, base: Path) -> Callable[[dict[str, Any]], Any]:
+    module, _, func = entrypoint.partition(":")
+    for p in (str(base), os.getcwd()):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise SweepFileError(
+            f"entrypoint {entrypoint!r}: cannot import {module!r} ({e}); put it next to the sweep file or on PYTHONPATH"
+        ) from None
+    fn = getattr(mod, func, None)
+    if not callable(fn):
+        raise SweepFileError(f"entrypoint {entrypoint!r}: {module!r} has no function {func!r}")
+    return fn
+
+
+def run_sweep_file(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> SweepResult:
+    """Run (or resume) the sweep a file describes."""
+    spec = load_sweep(path)
+    spec.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    base = spec["_path"].resolve().parent
+    space_spec = dict(spec["space"])
+    if spec.get("fidelity") is not None:
+        space_spec = {"params": {k: v for k, v in space_spec.items()}, "fidelity": spec["fidelity"]}
+    space = Space.from_dict(space_spec)
+    fn = _import_entrypoint(spec["entrypoint"], base)
+    directory = Path(spec.get("directory") or f"runs/{spec.get('name') or spec['_path'].stem}")
+    if not directory.is_absolute():
+        directory = base / directory
+    budget = spec.get("budget") or {}
+    ray_opts = dict(spec.get("ray") or {})
+    return run(
+        fn,
+        space,
+        metric=spec["metric"],
+        mode=spec.get("mode", "min"),
+        directory=directory,
+        searcher=spec.get("searcher", "random"),
+        scheduler=spec.get("scheduler", "fifo"),
+        resources=spec.get("resources"),
+        max_concurrent=spec.get("max_concurrent"),
+        address=ray_opts.get("address"),
+        seed=int(spec.get("seed", 0)),
+        points_to_evaluate=spec.get("points_to_evaluate") or (),
+        checkpoint_dir=spec.get("checkpoint_dir"),
+        display=spec.get("_display", True),
+        name=spec.get("name"),
+        **budget,
+    )
+
+
+# -- the command line ----------------------------------------------------------------------------------------
+
+
+def _results_command(directory: str, csv: str | None) -> int:
+    from rich.console import Console
+
+    from hpo.display import summary_table
+
+    with Storage(directory, readonly=True) as st:
+        spec = st.load_spec() or {}
+        space = Space.from_dict(spec["space"])
+        history = History(space, spec["metric"], spec.get("mode", "min"), tuple(st.load_trials()))
+        Console().print(summary_table(history, limit=20, title=str(directory)))
+        if csv:
+            st.to_csv(csv)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hpo-tune SWEEP.yaml`` runs or resumes a sweep; ``hpo-tune results DIR`` shows one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "results":
+        p = argparse.ArgumentParser(prog="hpo-tune results", description="Show a sweep's best trials.")
+        p.add_argument("directory")
+        p.add_argument("--csv", help="also write the results to this CSV file")
+        a = p.parse_args(argv[1:])
+        try:
+            return _results_command(a.directory, a.csv)
+        except (FileNotFoundError, KeyError) as e:
+            print(f"hpo-tune: error: {e}", file=sys.stderr)
+            return 2
+    p = argparse.ArgumentParser(
+        prog="hpo-tune",
+        description="Run or resume the hyperparameter sweep described by a YAML sweep file.",
+        epilog="Also: 'hpo-tune results DIR' prints a sweep's best trials.",
+    )
+    p.add_argument("sweep", help="the sweep file (YAML)")
+    p.add_argument("--directory", help="override the sweep directory")
+    p.add_argument("--max-trials", type=int, help="override budget.max_trials")
+    p.add_argument("--max-seconds", type=float, help="override budget.max_seconds")
+    p.add_argument("--address", help="join this Ray cluster (e.g. 'auto')")
+    p.add_argument("--quiet", action="store_true", help="no live display")
+    a = p.parse_args(argv)
+    try:
+        spec_over: dict[str, Any] = {"directory": a.directory}
+        if a.quiet:
+            spec_over["_display"] = False
+        spec = load_sweep(a.sweep)
+        budget = dict(spec.get("budget") or {})
+        if a.max_trials is not None:
+            budget["max_trials"] = a.max_trials
+        if a.max_seconds is not None:
+            budget["max_seconds"] = a.max_seconds
+        spec_over["budget"] = budget
+        if a.address:
+            spec_over["ray"] = {**(spec.get("ray") or {}), "address": a.address}
+        result = run_sweep_file(a.sweep, spec_over)
+    except (SweepFileError, SpaceError, SweepLockedError, ValueError) as e:
+        print(f"hpo-tune: error: {e}", file=sys.stderr)
+        return 2
+    best = result.best_value
+    msg = "interrupted; run the same command again to resume" if result.interrupted else "finished"
+    print(
+        f"hpo-tune: sweep {msg}: {len(result.history)} trials, best {result.history.metric} "
+        f"{best if best is None or math.isfinite(best) else best} with {result.best_config}; "
+        f"results in {(result.directory / 'results.csv').resolve()}"
+    )
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
