@@ -13,10 +13,15 @@ __all__ = ["SEARCHERS", "SCHEDULERS", "resolve"]
 
 SEARCHERS: dict[str, str] = {
     "random": "searchers.random:RandomSearcher",
+    "gp_ei": "searchers.gp_ei:GPEISearcher",
+    "aegis": "searchers.aegis:AEGiSSearcher",
+    "carbs": "searchers.carbs:CARBSSearcher",
+    "freeze_thaw": "searchers.freeze_thaw:FreezeThawSearcher",
 }
 SCHEDULERS: dict[str, str] = {
     "fifo": "schedulers.fifo:FIFOScheduler",
     "asha": "schedulers.asha:ASHAScheduler",
+    "freeze_thaw": "schedulers.freeze_thaw:FreezeThawScheduler",
 }
 
 
