@@ -29,9 +29,9 @@ __all__ = [
     "TrialStatus",
     "get_checkpoint",
     "get_trial_id",
+    "load_results",
     "report",
     "run",
-    "load_results",
 ]
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec
 
-__all__ = ["CheckpointStore", "Checkpoint"]
+__all__ = ["Checkpoint", "CheckpointStore"]
 
 _NAME = re.compile(r"ckpt_(\d+)\.pkl$")
 

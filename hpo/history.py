@@ -70,7 +70,7 @@ class History:
         """This history plus one pending trial for ``config``: how a searcher accounts for its own suggestions
         when it is asked for several at once."""
         next_id = self.trials[-1].trial_id + 1 if self.trials else 0
-        return replace(self, trials=self.trials + (Trial(next_id, dict(config)),))
+        return replace(self, trials=(*self.trials, Trial(next_id, dict(config))))
 
     def with_status(self, *statuses: TrialStatus) -> list[Trial]:
         return [t for t in self.trials if t.status in statuses]

@@ -89,7 +89,8 @@ class Orchestrator:
         self._initial = [space.complete(c) for c in points_to_evaluate]
         self._trials: dict[int, Trial] = {t.trial_id: t for t in storage.load_trials()}
         # A previous driver's trials that were running or waiting: run them again from their last checkpoint.
-        self._requeue = [t.trial_id for t in self._trials.values() if t.status in (TrialStatus.PENDING, TrialStatus.RUNNING)]
+        waiting = (TrialStatus.PENDING, TrialStatus.RUNNING)
+        self._requeue = [t.trial_id for t in self._trials.values() if t.status in waiting]
         self._history: History | None = None
         self._draining = False
         self.interrupted = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["SEARCHERS", "SCHEDULERS", "resolve"]
+__all__ = ["SCHEDULERS", "SEARCHERS", "resolve"]
 
 SEARCHERS: dict[str, str] = {
     "random": "searchers.random:RandomSearcher",

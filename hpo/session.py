@@ -35,7 +35,7 @@ from typing import Any
 from hpo.checkpoint import CheckpointStore
 from hpo.trial import Segment, SegmentResult
 
-__all__ = ["report", "get_checkpoint", "get_trial_id", "SegmentEnd", "run_segment"]
+__all__ = ["SegmentEnd", "get_checkpoint", "get_trial_id", "report", "run_segment"]
 
 _local = threading.local()
 

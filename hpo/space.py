@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-__all__ = ["Float", "Int", "Choice", "Fidelity", "Parameter", "Space", "SpaceError"]
+__all__ = ["Choice", "Fidelity", "Float", "Int", "Parameter", "Space", "SpaceError"]
 
 
 class SpaceError(ValueError):

@@ -172,7 +172,8 @@ class Storage:
 
     def load_trials(self) -> list[Trial]:
         curves: dict[int, list[Point]] = {}
-        for tid, step, metrics in self._db.execute("SELECT trial_id, step, metrics FROM points ORDER BY trial_id, step"):
+        rows = self._db.execute("SELECT trial_id, step, metrics FROM points ORDER BY trial_id, step")
+        for tid, step, metrics in rows:
             curves.setdefault(tid, []).append((step, json.loads(metrics)))
         trials = []
         for tid, config, status, cost, error, created in self._db.execute(

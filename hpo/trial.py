@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["TrialStatus", "Trial", "Segment", "SegmentResult", "Point"]
+__all__ = ["Point", "Segment", "SegmentResult", "Trial", "TrialStatus"]
 
 Point = tuple[int, Mapping[str, float]]
 

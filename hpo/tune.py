@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +47,7 @@ from hpo.searcher import Searcher
 from hpo.space import Space, SpaceError
 from hpo.storage import Storage, SweepLockedError
 
-__all__ = ["run", "load_results", "load_sweep", "SweepResult", "SweepFileError", "main"]
+__all__ = ["SweepFileError", "SweepResult", "load_results", "load_sweep", "main", "run"]
 
 
 class SweepFileError(ValueError):
@@ -385,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     msg = "interrupted; run the same command again to resume" if result.interrupted else "finished"
     print(
         f"hpo-tune: sweep {msg}: {len(result.history)} trials, best {result.history.metric} "
-        f"{best if best is None or math.isfinite(best) else best} with {result.best_config}; "
+        f"{best} with {result.best_config}; "
         f"results in {(result.directory / 'results.csv').resolve()}"
     )
     return 130 if result.interrupted else 0

@@ -57,9 +57,9 @@ class ASHAScheduler(Scheduler):
         rungs, r = [], float(low)
         while round(r) < self.max_step:
             if not rungs or round(r) > rungs[-1]:
-                rungs.append(int(round(r)))
+                rungs.append(round(r))
             r *= self.eta
-        self.rungs: list[int] = rungs + [self.max_step]
+        self.rungs: list[int] = [*rungs, self.max_step]
 
     def next_stop(self, history: History, trial: Trial) -> int:
         return next(r for r in self.rungs if r > trial.last_step)

@@ -8,6 +8,7 @@ config was already tried, which happens for integer and categorical parameters),
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hpo.history import History
@@ -37,8 +38,8 @@ class RandomSearcher(Searcher):
 
     def __init__(self, space: Space, seed: int = 0) -> None:
         super().__init__(space, seed)
-        self._seen: set[tuple[Any, ...]] = set()
-        self._configs: dict[int, Any] = {}
+        self._keys: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        self._counts: Counter = Counter()
         self._block_start = -1
         self._block = None
 
@@ -49,29 +50,39 @@ class RandomSearcher(Searcher):
             self._block_start = start
         return self._block[index - start]
 
-    def _sync(self, history: History) -> set[tuple[Any, ...]]:
-        # A history only grows during a sweep, so caching keys by trial keeps suggest cheap; any trial whose config
-        # object changed, or a shorter history (another sweep), rebuilds the cache.
-        if len(self._configs) > len(history) or any(
-            (c := self._configs.get(t.trial_id)) is not None and c is not t.config for t in history
-        ):
-            self._configs, self._seen = {}, set()
+    def _sync(self, history: History) -> Counter:
+        # Keys are cached by trial so that suggest stays cheap as the history grows; a trial whose config object
+        # changed (a pending placeholder that became a real trial) is re-keyed, and a history that lost trials
+        # (another sweep) rebuilds the cache.
+        if len(self._keys) > len(history):
+            self._keys, self._counts = {}, Counter()
         for t in history:
-            if t.trial_id not in self._configs:
-                self._configs[t.trial_id] = t.config
-                self._seen.add(self.space.key(t.config))
-        return self._seen
+            entry = self._keys.get(t.trial_id)
+            if entry is not None and entry[0] is t.config:
+                continue
+            key = self.space.key(t.config)
+            if entry is not None:
+                self._counts[entry[1]] -= 1
+            self._counts[key] += 1
+            self._keys[t.trial_id] = (t.config, key)
+        return self._counts
 
     def suggest(self, history: History) -> dict[str, Any] | None:
         seen = self._sync(history)
-        if len(seen) >= self.space.cardinality():
+        if self.is_finished(history):
             return None
         index = len(history)
         while True:
             config = {k: v for k, v in self.space.decode(self._point(index)).items() if k in self.space.params}
-            if self.space.key(config) not in seen:
+            if seen[self.space.key(config)] <= 0:
                 return config
             index += 1
 
+    def _n_distinct(self) -> int:
+        return sum(1 for c in self._counts.values() if c > 0)
+
     def is_finished(self, history: History) -> bool:
-        return len(self._sync(history)) >= self.space.cardinality()
+        if self.space.cardinality() == float("inf"):
+            return False
+        self._sync(history)
+        return self._n_distinct() >= self.space.cardinality()

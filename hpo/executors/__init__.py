@@ -4,7 +4,7 @@
 from hpo.executors.base import Executor
 from hpo.executors.simulated import SimulatedExecutor
 
-__all__ = ["Executor", "SimulatedExecutor", "RayExecutor"]
+__all__ = ["Executor", "RayExecutor", "SimulatedExecutor"]
 
 
 def __getattr__(name: str):

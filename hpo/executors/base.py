@@ -45,5 +45,6 @@ class Executor(abc.ABC):
     def num_running(self) -> int:
         """Segments submitted and not yet returned by :meth:`wait`."""
 
+    @abc.abstractmethod
     def shutdown(self) -> None:
         """Stop the workers; segments in flight are dropped."""

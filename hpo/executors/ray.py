@@ -29,6 +29,18 @@ from hpo.trial import Segment, SegmentResult
 __all__ = ["RayExecutor"]
 
 
+def _ship_by_value(fn: Callable[..., Any]) -> None:
+    """Send the trainable's module to the workers by value when it is the user's own file (a sweep directory, a
+    script), so that workers need not find it on their path; installed packages still travel by reference."""
+    mod = sys.modules.get(getattr(fn, "__module__", "") or "")
+    path = getattr(mod, "__file__", None)
+    if mod is None or path is None or mod.__name__ == "__main__" or mod.__name__.split(".")[0] in ("hpo", "ray"):
+        return
+    if "site-packages" in path or "dist-packages" in path:
+        return
+    ray.cloudpickle.register_pickle_by_value(mod)
+
+
 class _Worker:
     """The actor behind one slot: keeps the trainable loaded and runs segments one at a time."""
 
@@ -134,6 +146,7 @@ class RayExecutor(Executor):
 
     def start(self, fn: Callable[[dict[str, Any]], Any], metric: str, store: CheckpointStore | None) -> None:
         self._init_ray()
+        _ship_by_value(fn)
         self.num_slots = self._slots_available()
         self._fn_ref = ray.put(fn)
         self._metric, self._store = metric, store

@@ -23,7 +23,7 @@ from hpo.executors.base import Executor
 from hpo.session import run_segment
 from hpo.trial import Point, Segment, SegmentResult
 
-__all__ = ["SimulatedExecutor", "SimulatedTrainable", "DURATIONS"]
+__all__ = ["DURATIONS", "SimulatedExecutor", "SimulatedTrainable"]
 
 
 @runtime_checkable
