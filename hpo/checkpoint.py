@@ -9,6 +9,7 @@ the checkpoint.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -71,9 +72,11 @@ class CheckpointStore:
         tmp = f"{d}/.tmp-{uuid.uuid4().hex}"
         with self._fs.open(tmp, "wb") as f:
             pickle.dump({"step": int(step), "state": state, "points": list(points)}, f, protocol=5)
-            if hasattr(f, "flush") and hasattr(f, "fileno"):
+            try:  # local files: make the bytes durable before the rename publishes them
                 f.flush()
                 os.fsync(f.fileno())
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                pass
         self._fs.mv(tmp, final)
         for _, old in self._steps(trial_id)[: -self.keep]:
             self._fs.rm(old)

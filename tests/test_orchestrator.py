@@ -130,3 +130,31 @@ def test_mode_max_promotes_and_reports_the_largest_values():
     at_rung_1 = sorted(history, key=lambda t: -t.value("loss", 1))
     promoted = {t.trial_id for t in history if t.last_step >= 3}
     assert promoted <= {t.trial_id for t in at_rung_1[: len(promoted) + 2]}  # the largest values went up
+
+
+def test_checkpoints_can_live_under_an_fsspec_url():
+    from hpo.checkpoint import CheckpointStore
+
+    store = CheckpointStore("memory://hpo-test/ckpt")
+    store.save(3, 5, {"w": [1, 2]}, points=[(5, {"loss": 0.1})])
+    store.save(3, 7, {"w": [3, 4]})
+    store.save(3, 9, {"w": [5, 6]})
+    latest = store.latest(3)
+    assert (latest.step, latest.state) == (9, {"w": [5, 6]})
+    assert store.latest(3, max_step=8).step == 7  # keep=2: step 5 was pruned
+    assert store.latest(3, max_step=6) is None and store.latest(4) is None
+
+
+def test_results_export_to_csv_and_pandas(tmp_path):
+    import pandas as pd
+
+    from hpo.executors.simulated import SimulatedExecutor
+
+    result = hpo.run(quadratic, SPACE_1D, metric="loss", directory=tmp_path / "s", max_trials=6, display=False,
+                     executor=SimulatedExecutor(2, seed=0))
+    df = hpo.load_results(tmp_path / "s")
+    assert list(df["trial_id"]) == list(range(6)) and set(df["status"]) == {"completed"}
+    assert df["loss"].min() == result.best_value
+    csv = pd.read_csv(tmp_path / "s" / "results.csv")
+    assert csv["config/x"].tolist() == df["config/x"].tolist()
+    assert (tmp_path / "s" / "results.json").exists()
