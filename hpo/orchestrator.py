@@ -196,9 +196,8 @@ class Orchestrator:
 
     def _create_and_submit(self, config: dict[str, Any]) -> None:
         tid = max(self._trials, default=-1) + 1
-        trial = Trial(tid, config, TrialStatus.PENDING, created_at=self.executor.now())
-        self._update(trial, "created", {"config": config})
-        self._submit(trial, "started")
+        # One transaction creates the trial and starts its first segment: a crash between the two cannot happen.
+        self._submit(Trial(tid, config, TrialStatus.PENDING, created_at=self.executor.now()), "started")
 
     def _submit(self, trial: Trial, event: str) -> None:
         stop = int(self.scheduler.next_stop(self.history(), trial))
