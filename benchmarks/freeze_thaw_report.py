@@ -1,0 +1,147 @@
+"""Freeze-thaw against ASHA and Optuna's TPE + Hyperband: regret against the steps (cost) consumed.
+
+Reads the harness's raw results (``python -m benchmarks run taskset ... --out DIR``) and answers, per problem:
+
+- ``R_asha``: the median over seeds of ASHA's regret at the end of its budget ``B``;
+- ``steps to R_asha``: the fewest steps at which the median over seeds of a method's regret trace is at most
+  ``R_asha`` (the target of issue 5: freeze-thaw should need at most ``B / 2``);
+- the median regret of every method at ``B / 2`` and at ``B`` (where it ran that far).
+
+Regret is the harness's: the lowest metric value seen so far at any step by any trial, minus the problem's ``f*``.
+
+    python -m benchmarks.freeze_thaw_report DIR [DIR ...] [--out benchmarks/results/freeze_thaw_taskset]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.metrics import value_at
+
+__all__ = ["compare", "load", "main"]
+
+ASHA = "random+asha"
+TPE_HB = "optuna_tpe+hyperband"
+
+
+def load(dirs: list[Path]) -> dict[str, dict[str, list[dict]]]:
+    """``problem -> method -> [run records]`` from every raw result under ``dirs`` (status ok only)."""
+    out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for d in dirs:
+        for f in sorted(Path(d).glob("raw/**/*.json")):
+            r = json.loads(f.read_text())
+            if r.get("status") == "ok":
+                out[r["spec"]["problem"]][r["spec"]["method"]].append(r)
+    return out
+
+
+def _median_trace(runs: list[dict], grid: np.ndarray) -> np.ndarray:
+    """Median over runs of the regret at each cost in ``grid`` (NaN where fewer than half the runs got there)."""
+    rows = []
+    for r in runs:
+        opt = r["problem"]["optimum"]
+        best = np.array([math.nan if b is None else b for b in r["trace"]["best"]], dtype=float)
+        v = value_at(r["trace"]["cost"], best - opt, grid)
+        v[grid > r["trace"]["cost"][-1] + 1e-9] = np.nan  # not run that far
+        rows.append(v)
+    a = np.array(rows)
+    ok = np.isfinite(a).sum(0) * 2 >= len(rows)
+    med = np.full(len(grid), np.nan)
+    med[ok] = np.nanmedian(a[:, ok], axis=0)
+    return med
+
+
+def compare(results: dict[str, dict[str, list[dict]]], budget: float | None = None) -> list[dict]:
+    """One row per problem: ASHA's target, and each method's steps to reach it and regrets at B/2 and B."""
+    rows = []
+    for problem, methods in sorted(results.items()):
+        if ASHA not in methods:
+            continue
+        B = budget or max(r["trace"]["cost"][-1] for r in methods[ASHA])
+        B = min(B, min(r["summary"]["cost"] for r in methods[ASHA]))
+        grid = np.arange(1.0, B + 1.0)
+        r_asha = float(_median_trace(methods[ASHA], grid)[-1])
+        row = {"problem": problem, "budget": B, "R_asha": r_asha, "methods": {}}
+        for method, runs in sorted(methods.items()):
+            med = _median_trace(runs, grid)
+            hit = np.flatnonzero(med <= r_asha + 1e-12)
+            row["methods"][method] = {
+                "seeds": len(runs),
+                "steps_to_R_asha": float(grid[hit[0]]) if hit.size else None,
+                "regret_at_half": float(med[int(B / 2) - 1]),
+                "regret_at_B": float(med[-1]),
+                "suggest_seconds": float(np.median([sum(c[2] for c in r["timing"]["latency"]) for r in runs])),
+                "run_seconds": float(np.median([r["timing"]["run_seconds"] for r in runs])),
+                "trials": float(np.median([r["summary"]["trials"] for r in runs])),
+            }
+        rows.append(row)
+    return rows
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not np.isfinite(x):
+        return "-"
+    return f"{x:.4f}" if x < 100 else f"{x:.0f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    methods = sorted({m for r in rows for m in r["methods"]})
+    head = " | ".join(f"{m}: steps to R_asha / regret@B/2 / @B" for m in methods)
+    lines = [f"| problem | R_asha (B) | {head} |", "|---|---|" + "---|" * len(methods)]
+    for r in rows:
+        cells = []
+        for m in methods:
+            v = r["methods"].get(m)
+            cells.append("" if v is None else
+                         f"{_fmt(v['steps_to_R_asha'])} / {_fmt(v['regret_at_half'])} / {_fmt(v['regret_at_B'])}")
+        name = r["problem"].split("/")[-1]
+        lines.append(f"| {name} | {_fmt(r['R_asha'])} ({r['budget']:.0f}) | " + " | ".join(cells) + " |")
+    lines.append("")
+    for m in methods:
+        vs = [r["methods"][m] for r in rows if m in r["methods"]]
+        half = sum(1 for r in rows if m in r["methods"] and r["methods"][m]["steps_to_R_asha"] is not None
+                   and r["methods"][m]["steps_to_R_asha"] <= r["budget"] / 2)
+        reach = sum(1 for v in vs if v["steps_to_R_asha"] is not None)
+        beats = {}
+        for other in (TPE_HB, ASHA):
+            if other == m:
+                continue
+            w = [(r["methods"][m]["regret_at_half"], r["methods"][other]["regret_at_half"]) for r in rows
+                 if m in r["methods"] and other in r["methods"]]
+            beats[other] = (sum(1 for a, b in w if a < b - 1e-12), sum(1 for a, b in w if a > b + 1e-12), len(w))
+        ratio = [v["steps_to_R_asha"] / r["budget"] for r, v in ((r, r["methods"].get(m)) for r in rows)
+                 if v is not None and v["steps_to_R_asha"] is not None]
+        lines.append(
+            f"- **{m}**: reaches ASHA's final median regret on {reach}/{len(vs)} problems, within half of ASHA's "
+            f"steps on {half}/{len(vs)}; median steps/B where reached {np.median(ratio) if ratio else math.nan:.2f}; "
+            + "; ".join(f"regret@B/2 better/worse/of than {o}: {b[0]}/{b[1]}/{b[2]}" for o, b in beats.items())
+            + f"; median suggest time {np.median([v['suggest_seconds'] for v in vs]):.1f} s, "
+            f"run {np.median([v['run_seconds'] for v in vs]):.1f} s, trials {np.median([v['trials'] for v in vs]):.0f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("dirs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+    p.add_argument("--budget", type=float, help="B in steps (default: ASHA's)")
+    args = p.parse_args(argv)
+    rows = compare(load(args.dirs), args.budget)
+    md = markdown(rows)
+    print(md)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text(md)
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""Freeze-thaw scheduler variants for the benchmark harness, which names a method ``SEARCHER+module:Class``.
+
+``freeze_thaw`` alone is the searcher with :class:`~schedulers.freeze_thaw.FreezeThawScheduler` and its default
+rule (entropy search); these fix the other rules so that one harness run compares them::
+
+    python -m benchmarks run taskset --methods freeze_thaw \\
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawEI \\
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawHorizon
+"""
+
+from __future__ import annotations
+
+from schedulers.freeze_thaw import FreezeThawScheduler
+
+__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon"]
+
+
+class FreezeThawEntropy(FreezeThawScheduler):
+    """The paper's rule: information gain about the best final value per unit of cost."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"acquisition": "entropy", **options})
+
+
+class FreezeThawEI(FreezeThawScheduler):
+    """Expected improvement of the final value per unit of cost to finish."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"acquisition": "ei", **options})
+
+
+class FreezeThawHorizon(FreezeThawScheduler):
+    """ifBO's rule: expected improvement over the best value so far at a random horizon."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"acquisition": "ei_horizon", **options})
