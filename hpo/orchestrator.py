@@ -195,7 +195,7 @@ class Orchestrator:
         return history
 
     def _create_and_submit(self, config: dict[str, Any]) -> None:
-        tid = max(self._trials, default=-1) + 1
+        tid = next(reversed(self._trials), -1) + 1  # ids ascend in insertion order
         # One transaction creates the trial and starts its first segment: a crash between the two cannot happen.
         self._submit(Trial(tid, config, TrialStatus.PENDING, created_at=self.executor.now()), "started")
 

@@ -14,6 +14,7 @@ from typing import Any
 from hpo.history import History
 from hpo.searcher import Searcher
 from hpo.space import Space
+from hpo.trial import TrialStatus
 
 __all__ = ["RandomSearcher"]
 
@@ -41,6 +42,8 @@ class RandomSearcher(Searcher):
         self._keys: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._counts: Counter = Counter()
         self._block_start = -1
+        self._stable = 0
+        self._tail: set[int] = set()
         self._block = None
 
     def _point(self, index: int):
@@ -51,12 +54,20 @@ class RandomSearcher(Searcher):
         return self._block[index - start]
 
     def _sync(self, history: History) -> Counter:
-        # Keys are cached by trial so that suggest stays cheap as the history grows; a trial whose config object
-        # changed (a pending placeholder that became a real trial) is re-keyed, and a history that lost trials
-        # (another sweep) rebuilds the cache.
-        if len(self._keys) > len(history):
-            self._keys, self._counts = {}, Counter()
-        for t in history:
+        # Keys are cached by trial so that suggest stays cheap as the history grows. Trials are ordered by id and a
+        # trial's config never changes once it is past PENDING, so only the trials from the first one that was
+        # pending at the last sync are looked at again (a pending placeholder that became a real trial is
+        # re-keyed). A history that is not a continuation of the cached one (another sweep) rebuilds the cache.
+        trials = history.trials
+        start = self._stable
+        if start > len(trials) or (start and self._keys.get(trials[start - 1].trial_id, (None,))[0]
+                                    is not trials[start - 1].config):
+            self._keys, self._counts, start = {}, Counter(), 0
+        stable = None
+        for i in range(start, len(trials)):
+            t = trials[i]
+            if stable is None and t.status is TrialStatus.PENDING:
+                stable = i
             entry = self._keys.get(t.trial_id)
             if entry is not None and entry[0] is t.config:
                 continue
@@ -65,6 +76,11 @@ class RandomSearcher(Searcher):
                 self._counts[entry[1]] -= 1
             self._counts[key] += 1
             self._keys[t.trial_id] = (t.config, key)
+        for tid in self._tail - {t.trial_id for t in trials[start:]}:  # placeholders that did not become trials
+            if tid in self._keys:
+                self._counts[self._keys.pop(tid)[1]] -= 1
+        self._stable = len(trials) if stable is None else stable
+        self._tail = {t.trial_id for t in trials[self._stable:]}
         return self._counts
 
     def suggest(self, history: History) -> dict[str, Any] | None:

@@ -55,3 +55,17 @@ def test_sobol_covers_the_cube_evenly():
     configs = searcher.suggest_batch(History(space, "loss"), 64)
     cells = Counter((int(c["x"] * 4), int(c["y"] * 4)) for c in configs)
     assert len(cells) == 16 and set(cells.values()) == {4}  # a (0, m, 2) net: exactly 4 points per cell
+
+
+def test_placeholders_that_never_became_trials_are_forgotten_and_a_new_history_starts_afresh():
+    space = Space({"n": Int(1, 4)})
+    searcher = RandomSearcher(space, seed=3)
+    first, dropped = searcher.suggest_batch(History(space, "loss"), 2)  # the second is never started
+    history = _complete(History(space, "loss"), [first])
+    seen = [first["n"]]
+    while (config := searcher.suggest(history)) is not None:
+        seen.append(config["n"])
+        history = _complete(history, [config])
+    assert sorted(seen) == [1, 2, 3, 4] and dropped["n"] in seen
+    # The same searcher on another, empty sweep answers as a fresh one does.
+    assert searcher.suggest(History(space, "loss")) == RandomSearcher(space, seed=3).suggest(History(space, "loss"))
