@@ -67,5 +67,10 @@ def test_placeholders_that_never_became_trials_are_forgotten_and_a_new_history_s
         seen.append(config["n"])
         history = _complete(history, [config])
     assert sorted(seen) == [1, 2, 3, 4] and dropped["n"] in seen
+    # A whole batch of placeholders dropped: the space is not exhausted by configs that never ran.
+    batch = searcher.suggest_batch(History(space, "loss"), 4)
+    searcher.is_finished(History(space, "loss").with_pending(batch[0]).with_pending(batch[1]).with_pending(batch[2])
+                         .with_pending(batch[3]))
+    assert not searcher.is_finished(_complete(History(space, "loss"), batch[:1]))
     # The same searcher on another, empty sweep answers as a fresh one does.
     assert searcher.suggest(History(space, "loss")) == RandomSearcher(space, seed=3).suggest(History(space, "loss"))
