@@ -357,6 +357,27 @@ def timing(n: int, repeats: int, pending: int, modes: Sequence[str]) -> dict[str
     return out
 
 
+def harness_summary(directory: str, full_runs: float = 4.0) -> str:
+    """HV of each harness run under ``directory`` at equal total cost (``full_runs`` full runs, the cost suite's
+    default budget), from the run's ``hv_trace``."""
+    import glob
+
+    lines = []
+    for f in sorted(glob.glob(os.path.join(directory, "raw", "**", "*.json"), recursive=True)):
+        d = json.load(open(f))
+        tr, s = d.get("hv_trace"), d["summary"]
+        if not tr:
+            continue
+        budget = full_runs * d["problem"]["full_run_cost"] if d["problem"]["budget_unit"] == "full_runs" else math.inf
+        within = [h for c, h in zip(tr["cost"], tr["hv"], strict=True) if c <= budget * (1 + 1e-9)]
+        n = len(within)
+        lines.append(
+            f"{d['spec']['method']:40s} seed {d['spec']['seed']}: HV at equal cost {max(within or [0.0]):.3f} over {n} "
+            f"trials (all {s['trials']}: {s['hypervolume']:.3f}), best loss {s['best']:.3f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.carbs_bench", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -377,8 +398,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--pending", type=int, default=3)
     t.add_argument("--modes", default="carbs,reference")
     t.add_argument("--out")
+    hs = sub.add_parser("harness-summary", help="HV at equal cost of `python -m benchmarks run cost` results")
+    hs.add_argument("directory")
+    hs.add_argument("--full-runs", type=float, default=4.0, help="the budget the runs were given, in full runs")
     args = ap.parse_args(argv)
-    if args.cmd == "compare":
+    if args.cmd == "harness-summary":
+        print(harness_summary(args.directory, args.full_runs))
+    elif args.cmd == "compare":
         _compare(args)
     elif args.cmd == "report":
         print(report(args.path))

@@ -139,7 +139,8 @@ def _table(groups: dict[tuple, dict[str, list[dict[str, Any]]]], label: str, dig
         for m in methods:
             runs = groups[key].get(m, [])
             values = [final_value(r) for r in runs]
-            cell = _fmt(_quartiles(values), digits)
+            shown = [-v if r["problem"]["kind"] == "cost" else v for r, v in zip(runs, values, strict=True)]
+            cell = _fmt(_quartiles(shown), digits)
             at_floor = sum(1 for r, v in zip(runs, values, strict=True) if _at_floor(r, v))
             cell += f" (f* {at_floor}/{len(runs)})" if at_floor else ""
             row.append(cell + (f" (n={len(runs)})" if runs and len(runs) < n else ""))
