@@ -7,7 +7,9 @@ Reads the harness's raw results (``python -m benchmarks run taskset ... --out DI
   ``R_asha`` (the target of issue 5: freeze-thaw should need at most ``B / 2``);
 - the median regret of every method at ``B / 2`` and at ``B`` (where it ran that far).
 
-Regret is the harness's: the lowest metric value seen so far at any step by any trial, minus the problem's ``f*``.
+Regret is the harness's: the lowest metric value seen so far at any step by any trial, minus the problem's ``f*``
+(for real training, where ``f*`` is unknown, the lowest value any run of any method saw). Costs are the harness's
+(steps for TaskSet, measured CPU seconds for real training); a real problem's ``B`` is ASHA's spent budget.
 
     python -m benchmarks.freeze_thaw_report DIR [DIR ...] [--out benchmarks/results/freeze_thaw_taskset]
 """
@@ -30,22 +32,36 @@ ASHA = "random+asha"
 TPE_HB = "optuna_tpe+hyperband"
 
 
-def load(dirs: list[Path]) -> dict[str, dict[str, list[dict]]]:
-    """``problem -> method -> [run records]`` from every raw result under ``dirs`` (status ok only)."""
+def load(dirs: list[Path], suite: str | None = None, methods: list[str] | None = None) -> dict[str, dict[str, list]]:
+    """``problem -> method -> [run records]`` from the raw results under ``dirs`` (status ok; of ``suite`` and
+    ``methods`` when given)."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for d in dirs:
         for f in sorted(Path(d).glob("raw/**/*.json")):
             r = json.loads(f.read_text())
-            if r.get("status") == "ok":
-                out[r["spec"]["problem"]][r["spec"]["method"]].append(r)
+            spec = r.get("spec", {})
+            if r.get("status") != "ok" or (suite and spec.get("suite") != suite):
+                continue
+            if methods and spec.get("method") not in methods:
+                continue
+            out[spec["problem"]][spec["method"]].append(r)
     return out
 
 
-def _median_trace(runs: list[dict], grid: np.ndarray) -> np.ndarray:
+def _nominal_budget(runs: list[dict]) -> float:
+    """ASHA's budget in cost units, as the harness sets it (the spec's, else the problem's default)."""
+    from benchmarks.harness import budget_of
+    from benchmarks.problems import get_problem
+
+    r = runs[0]
+    return budget_of(get_problem(r["spec"]["problem"]), r["spec"]["budget"])[1]
+
+
+def _median_trace(runs: list[dict], grid: np.ndarray, optimum: float) -> np.ndarray:
     """Median over runs of the regret at each cost in ``grid`` (NaN where fewer than half the runs got there)."""
     rows = []
     for r in runs:
-        opt = r["problem"]["optimum"]
+        opt = optimum
         best = np.array([math.nan if b is None else b for b in r["trace"]["best"]], dtype=float)
         v = value_at(r["trace"]["cost"], best - opt, grid)
         v[grid > r["trace"]["cost"][-1] + 1e-9] = np.nan  # not run that far
@@ -57,24 +73,33 @@ def _median_trace(runs: list[dict], grid: np.ndarray) -> np.ndarray:
     return med
 
 
+def _optimum(methods: dict[str, list[dict]]) -> float:
+    """The problem's ``f*``; for real training (no known optimum), the lowest value any run of any method saw."""
+    runs = [r for rs in methods.values() for r in rs]
+    known = runs[0]["problem"]["optimum"]
+    if known is not None:
+        return float(known)
+    return float(min(b for r in runs for b in r["trace"]["best"] if b is not None))
+
+
 def compare(results: dict[str, dict[str, list[dict]]], budget: float | None = None) -> list[dict]:
     """One row per problem: ASHA's target, and each method's steps to reach it and regrets at B/2 and B."""
     rows = []
     for problem, methods in sorted(results.items()):
         if ASHA not in methods:
             continue
-        B = budget or max(r["trace"]["cost"][-1] for r in methods[ASHA])
-        B = min(B, min(r["summary"]["cost"] for r in methods[ASHA]))
-        grid = np.arange(1.0, B + 1.0)
-        r_asha = float(_median_trace(methods[ASHA], grid)[-1])
+        B = budget or _nominal_budget(methods[ASHA])
+        grid = np.linspace(B / 1000, B, 1000) if B > 1000 else np.arange(1.0, B + 1.0)
+        optimum = _optimum(methods)
+        r_asha = float(_median_trace(methods[ASHA], grid, optimum)[-1])
         row = {"problem": problem, "budget": B, "R_asha": r_asha, "methods": {}}
         for method, runs in sorted(methods.items()):
-            med = _median_trace(runs, grid)
+            med = _median_trace(runs, grid, optimum)
             hit = np.flatnonzero(med <= r_asha + 1e-12)
             row["methods"][method] = {
                 "seeds": len(runs),
                 "steps_to_R_asha": float(grid[hit[0]]) if hit.size else None,
-                "regret_at_half": float(med[int(B / 2) - 1]),
+                "regret_at_half": float(med[int(np.searchsorted(grid, B / 2 - 1e-9))]),
                 "regret_at_B": float(med[-1]),
                 "suggest_seconds": float(np.median([sum(c[2] for c in r["timing"]["latency"]) for r in runs])),
                 "run_seconds": float(np.median([r["timing"]["run_seconds"] for r in runs])),
@@ -131,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
-    p.add_argument("--budget", type=float, help="B in steps (default: ASHA's)")
+    p.add_argument("--budget", type=float, help="B in cost units (default: ASHA's nominal budget)")
+    p.add_argument("--suite", help="only runs of this suite (taskset, real)")
+    p.add_argument("--methods", nargs="+", help="only these methods")
     args = p.parse_args(argv)
-    rows = compare(load(args.dirs), args.budget)
+    rows = compare(load(args.dirs, args.suite, args.methods), args.budget)
     md = markdown(rows)
     print(md)
     if args.out:

@@ -50,16 +50,20 @@ def main() -> None:
     p.add_argument("--acquisition", default="entropy")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-curves", type=int, default=None,
+                   help="the model's curve cap (default: every trial, so that all 1000 curves are modelled)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     h = history(args.trials, args.steps)
     out = []
     for r in range(args.repeats):
-        sched = FreezeThawScheduler(h.space, "loss", acquisition=args.acquisition, seed=r)
+        sched = FreezeThawScheduler(h.space, "loss", acquisition=args.acquisition, seed=r,
+                                    max_curves=args.max_curves or args.trials)
         w0, c0 = time.perf_counter(), time.process_time()
         tid = sched.choose_trial_to_run(h)
         w1, c1 = time.perf_counter(), time.process_time()
-        out.append({"wall_s": w1 - w0, "cpu_s": c1 - c0, "decision": tid, "load": os.getloadavg()[0]})
+        n = sched.policy.model(h).data.n
+        out.append({"wall_s": w1 - w0, "cpu_s": c1 - c0, "decision": tid, "curves": n, "load": os.getloadavg()[0]})
         print(json.dumps(out[-1]))
     best = min(o["wall_s"] for o in out)
     print(f"{args.trials} trials x {args.steps} steps, {args.acquisition}, {args.threads} threads: "

@@ -5,14 +5,15 @@ rule (entropy search); these fix the other rules so that one harness run compare
 
     python -m benchmarks run taskset --methods freeze_thaw \\
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawEI \\
-        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawHorizon
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawHorizon \\
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawNext
 """
 
 from __future__ import annotations
 
 from schedulers.freeze_thaw import FreezeThawScheduler
 
-__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon"]
+__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon", "FreezeThawNext"]
 
 
 class FreezeThawEntropy(FreezeThawScheduler):
@@ -34,3 +35,10 @@ class FreezeThawHorizon(FreezeThawScheduler):
 
     def __init__(self, space, metric, mode="min", **options) -> None:
         super().__init__(space, metric, mode, **{"acquisition": "ei_horizon", **options})
+
+
+class FreezeThawNext(FreezeThawScheduler):
+    """DyHPO's rule: expected improvement at the next segment's end over the best value seen at that step."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"acquisition": "ei_next", **options})

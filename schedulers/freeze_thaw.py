@@ -29,8 +29,9 @@ class FreezeThawScheduler(Scheduler):
         space: needs a fidelity (training steps).
         metric, mode: what to optimize.
         acquisition: ``"entropy"`` (the paper's entropy search per unit cost), ``"ei"`` (expected improvement of
-            the final value per unit of cost to finish) or ``"ei_horizon"`` (ifBO's expected improvement at a
-            random horizon).
+            the final value per unit of cost to finish), ``"ei_horizon"`` (ifBO's expected improvement at a
+            random horizon) or ``"ei_next"`` (DyHPO's expected improvement at the next segment's end over the best
+            value seen at that step).
         segment_steps: steps between decisions for a thawed trial (default ``max_step / 10``).
         min_steps: steps a new trial trains before it can be paused (default ``fidelity.low``).
         n_initial: random configs (their first segment) before the model decides.

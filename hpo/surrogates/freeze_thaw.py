@@ -6,6 +6,12 @@ with the exponential-decay kernel (a mixture of exponential decays, Eq. 6 of the
 their asymptotes, so exact inference costs ``O(N^3 + sum_n T_n^3)`` (Sec. 3.1) instead of the dense
 ``O((sum_n T_n)^3)``, and ``O(N^3 + G^3 + N G^2)`` when the curves share a step grid of ``G`` steps.
 
+Two extensions of the paper's model, each reducing to it (``d = 0``, ``a_n = 1``), for curves of real sweeps where
+most configs barely learn and a few fall far (TaskSet): every curve starts from a shared value ``s`` and moves to
+its asymptote with weight ``w(t) = 1 - d(t)``, so an early drop says the asymptote is lower still; and each curve's
+covariance has its own amplitude ``a_n^2`` (:func:`estimate_amplitudes`), so a falling curve is not forecast as
+flat as the majority.
+
 Notation
 --------
 - ``N``: curves (trials with a finite point, and failed trials as one pessimistic point each); ``d``: parameters.
@@ -14,9 +20,11 @@ Notation
   ``y: (N, T)`` standardized minimize-signed values; ``mask: (N, T)`` which of them are real.
 - ``f: (N,)``: asymptotes, ``f ~ GP(m, k_x)`` with ``k_x = s_x^2 Matern52_ARD(x, x') + nugget [same curve]``;
   ``K_x: (N, N)``.
-- ``y_n | f_n ~ GP(f_n, k_t + noise)``, ``k_t(t, t') = s_t^2 beta^alpha / (t + t' + beta)^alpha``;
-  ``K_tn: (T_n, T_n)`` with noise on its diagonal; ``L_n`` its Cholesky factor.
-- ``Lambda: (N,) = 1^T K_tn^-1 1``; ``gamma: (N,) = 1^T K_tn^-1 (y_n - m)`` (DESIGN.md; paper Eq. 12-13).
+- ``y_n(t) | f_n ~ GP(s d(t) + w(t) f_n, a_n^2 (k_t + noise))``, ``k_t(t, t') = s_t^2 beta^alpha / (t + t' +
+  beta)^alpha``, ``d(t) = (beta_d / (t + beta_d))^alpha_d``, ``w = 1 - d``; ``K_tn: (T_n, T_n)`` with noise on
+  its diagonal; ``L_n`` its Cholesky factor; ``w_n: (T_n,)`` the weights at the curve's steps.
+- ``Lambda: (N,) = w_n^T K_tn^-1 w_n``; ``gamma: (N,) = w_n^T K_tn^-1 (y_n - s d_n - m w_n)`` (DESIGN.md and the
+  paper's Eq. 12-13 with ``w = 1``).
 - ``B = I + Lambda^1/2 K_x Lambda^1/2: (N, N)``; its eigenvalues are >= 1, so its Cholesky factor ``L_B`` is
   stable where ``K_x^-1`` is not (the same device as GPML's Algorithm 3.2).
 - ``C = (K_x^-1 + Lambda)^-1 = Lambda^-1/2 (I - B^-1) Lambda^-1/2``: posterior covariance of ``f``;
@@ -26,13 +34,20 @@ Notation
 
 Marginal likelihood
 -------------------
-``y = O^T f + e`` with ``O`` the ``N x sum T_n`` indicator of curves and ``e ~ N(0, blockdiag K_tn)``. Woodbury
-and the determinant lemma on ``Sigma = blockdiag K_tn + O^T K_x O`` give, with ``r_n = y_n - m``,
-``g = Lambda^-1/2 gamma``::
+``y = s d + W^T f + e`` with ``W`` the ``N x sum T_n`` matrix holding ``w_n`` in row ``n`` and
+``e ~ N(0, blockdiag K_tn)``. Woodbury and the determinant lemma on ``Sigma = blockdiag K_tn + W^T K_x W`` give,
+with ``r_n = y_n - s d_n - m w_n``, ``g = Lambda^-1/2 gamma``::
 
     -2 log p(y) = sum_n r_n^T K_tn^-1 r_n - |g|^2 + |L_B^-1 g|^2 + sum_n log|K_tn| + log|B| + (sum T_n) log 2 pi
 
 every term from per-curve Cholesky factors and one ``N x N`` factor.
+
+Predictive (derived)
+--------------------
+For a query at ``t_q`` on curve ``n``, ``k_q = a_n^2 k_t(t_n, t_q)``: ``Omega_q = w(t_q) - k_q^T K_tn^-1 w_n``,
+mean ``s d(t_q) + k_q^T K_tn^-1 (y_n - s d_n) + Omega_q mu_n``, and
+``Cov(q, q') = Omega_q Omega_q' C_nn' + [n = n'] (a_n^2 k_t(t_q, t_q') - k_q^T K_tn^-1 k_q')``; a new config has
+``Omega = w(t_q)``, the prior residual and its asymptote's posterior from the GP over configs.
 """
 
 from __future__ import annotations
@@ -251,12 +266,19 @@ class CurveData:
 
     @classmethod
     def from_history(
-        cls, history: History, max_points: int = 64, cache: dict[int, tuple] | None = None
+        cls,
+        history: History,
+        max_points: int = 64,
+        cache: dict[int, tuple] | None = None,
+        max_curves: int | None = None,
     ) -> CurveData | None:
         """The curves of a history's trials (minimize-signed), or None when no trial has a finite point yet.
 
         ``cache`` keeps each trial's encoded config and signed curve across calls, keyed by trial id and checked
         by the identity of its config and the length of its curve (a snapshot of another sweep misses).
+        ``max_curves`` bounds the model's size (its cost grows as ``N^3``): beyond it, the curves kept are the
+        running ones, then the longest, then those with the best last value; the rest (in TaskSet, hundreds of
+        configs tried for one step and left at chance level) are left out.
         """
         space = history.space
         cache = {} if cache is None else cache
@@ -278,6 +300,13 @@ class CurveData:
             ids.append(trial.trial_id)
         if not any(len(c[0]) for c, f in zip(curves, failed, strict=True) if not f):
             return None
+        if max_curves is not None and len(curves) > max_curves:
+            running = {t.trial_id for t in history if t.status in (TrialStatus.RUNNING, TrialStatus.PENDING)}
+            rank = sorted(range(len(curves)), key=lambda i: (
+                ids[i] not in running, -len(curves[i][0]), curves[i][1][-1] if len(curves[i][1]) else math.inf))
+            pick = sorted(rank[:max_curves])
+            xs, curves = [xs[i] for i in pick], [curves[i] for i in pick]
+            failed, ids = [failed[i] for i in pick], [ids[i] for i in pick]
         return cls.from_curves(np.asarray(xs), curves, space.max_step, failed, ids, max_points)
 
 
@@ -478,6 +507,9 @@ class FreezeThawGP:
             if amp2 is not None and bool((data.n_points < 3).any()):
                 amp_new = float(amp2[data.n_points < 3][0])
         self.amp_new = float(amp_new)
+        # Score new configs by the smooth part h(x) of their asymptote, without the nugget: with it, expected
+        # improvement rewards the noise lottery and re-proposes neighbours of the best config (noisy-EI pathology).
+        self.latent_new = False
         self._grid = data.grid is not None
         with torch.no_grad():
             self._terms = self._compute(self.hypers)
@@ -550,16 +582,24 @@ class FreezeThawGP:
         a = T["sl"] * torch.cholesky_solve((T["g"]).unsqueeze(-1), T["LB"]).squeeze(-1)
         mean = h.mean + Kpx @ a
         V = torch.linalg.solve_triangular(T["LB"], (T["sl"].unsqueeze(-1) * Kpx.T), upper=False)
+        own = self._own_nugget(curves)
         if not full_cov:
-            prior = h.value("log_outputscale_x") + h.value("log_nugget")
+            prior = h.value("log_outputscale_x") + h.value("log_nugget") * own
             return mean, (prior - (V * V).sum(0)).clamp_min(1e-12)
         same = (curves.unsqueeze(-1) == curves.unsqueeze(-2)) & (curves.unsqueeze(-1) >= 0)
-        same = same | torch.eye(len(curves), dtype=torch.bool)
-        if len(curves) > 1:  # two new members with one config are one asymptote, not two
+        same = (same | torch.diag(own > 0)).to(_DTYPE)
+        if len(curves) > 1 and not self.latent_new:  # two new members with one config are one asymptote, not two
             dup = (torch.cdist(x, x) < 1e-12) & (curves.unsqueeze(-1) < 0) & (curves.unsqueeze(-2) < 0)
-            same = same | dup
-        Kpp = self._kx(h, x, x, same.to(_DTYPE))
+            same = torch.maximum(same, dup.to(_DTYPE))
+        Kpp = self._kx(h, x, x, same)
         return mean, Kpp - V.T @ V
+
+    def _own_nugget(self, curves: torch.Tensor) -> torch.Tensor:
+        """1 where a member's asymptote carries its own nugget: an existing curve always (its ``f_n`` is what
+        training it on gives), a new config unless :attr:`latent_new` asks for the smooth part ``h(x)`` alone."""
+        if not self.latent_new:
+            return torch.ones(len(curves), dtype=_DTYPE)
+        return (curves >= 0).to(_DTYPE)
 
     def joint(
         self,
@@ -571,13 +611,15 @@ class FreezeThawGP:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Joint posterior of queries ``(member, normalized step)``: mean ``(Q,)`` and covariance ``(Q, Q)``.
 
-        For an existing curve ``n`` with ``k_q = k_t(t_n, t_q)`` (paper Eq. 19 and Sec. 3.1, with the asymptote
-        integrated out): ``mean_q = k_q^T K_tn^-1 y_n + Omega_q mu_n`` with ``Omega_q = 1 - k_q^T K_tn^-1 1``, and
+        For an existing curve ``n`` with ``k_q = a_n^2 k_t(t_n, t_q)`` (paper Eq. 19 and Sec. 3.1, with the
+        asymptote integrated out): ``mean_q = s d_q + k_q^T K_tn^-1 (y_n - s d_n) + Omega_q mu_n`` with
+        ``Omega_q = w_q - k_q^T K_tn^-1 w_n`` (the paper's ``1 - k_q^T K_tn^-1 1`` when ``w = 1``), and
 
-            ``Cov(q, q') = Omega_q Omega_q' C(n, n') + [n = n'] (k_t(t_q, t_q') - k_q^T K_tn^-1 k_q')``
+            ``Cov(q, q') = Omega_q Omega_q' C(n, n') + [n = n'] (a_n^2 k_t(t_q, t_q') - k_q^T K_tn^-1 k_q')``
 
-        plus the observation noise on the diagonal of ``noisy`` queries. A new config has ``Omega = 1`` and the
-        prior ``k_t`` as its residual. Curves are independent given ``f``, so members couple through ``C`` alone.
+        plus the observation noise (times ``a_n^2``) on the diagonal of ``noisy`` queries. A new config has
+        ``Omega = w_q`` and the prior ``k_t`` as its residual. Curves are independent given ``f``, so members couple
+        through ``C`` alone.
 
         Args:
             member_curves: ``(P,)`` curve index per member, -1 for a new config.
@@ -639,7 +681,7 @@ class FreezeThawGP:
         decay = torch.exp(h.value("log_alpha") * (torch.log(h.value("log_beta"))
                                                    - torch.log(2 * q_t + h.value("log_beta"))))
         return {"mu": h.mean + Kpx @ a, "V": V, "omega": omega, "local": local, "W": W, "amp": amp,
-                "prior_f": h.value("log_outputscale_x") + h.value("log_nugget"),
+                "prior_f": h.value("log_outputscale_x") + h.value("log_nugget") * self._own_nugget(member_curves),
                 "prior_t": h.value("log_outputscale_t") * amp * decay}
 
     def marginal(
@@ -899,7 +941,7 @@ class Plan:
     rule: str = "warmup"
 
 
-_RULES = ("entropy", "ei", "ei_horizon")
+_RULES = ("entropy", "ei", "ei_horizon", "ei_next")
 
 
 class FreezeThawPolicy:
@@ -913,10 +955,17 @@ class FreezeThawPolicy:
       the lowest final value, ``H(P_min) - E_z H(P_min | z)``, where ``z`` is the member's next observation
       (the end of its next segment) and ``P_min`` is estimated by Monte Carlo with common random numbers, the
       fantasies ``z`` at Gauss-Hermite nodes, and the conditioning by Matheron's rule;
-    - ``"ei"``: the expected improvement of the final value over the best (observed or predicted) final value,
-      divided by the cost of training the member to the final step;
+    - ``"ei"``: the expected improvement of the final value over what the sweep holds (the best completed final
+      value, or before any, the best value seen), divided by the cost of training the member to the final step;
     - ``"ei_horizon"``: as in ifBO (Rakotoarison et al., ICML 2024), the expected improvement over the best value
-      seen so far of each member's value a random number of steps ahead (one horizon per decision).
+      seen so far of each member's value a random number of steps ahead (one horizon per decision);
+    - ``"ei_next"``: as in DyHPO (Wistuba et al., NeurIPS 2022), the expected improvement of each member's value
+      at the end of its next segment over the best value any trial showed at that step: a new config competes
+      with every first segment seen, a thawed trial with the few that got as far.
+
+    Entropy search only learns; when one paused trial is likely the best run (``P_min >= exploit_pmin`` among the
+    runs that exist), it is thawed so that the sweep also finishes its best run. New configs are scored by the
+    smooth part of their asymptote (no nugget), and a share ``explore`` of them are plain Sobol points.
 
     Work in flight (running trials, new trials without a report) is accounted for by conditioning on its next
     observation at the posterior mean (kriging believer): variances shrink where results are about to arrive.
@@ -928,7 +977,7 @@ class FreezeThawPolicy:
 
     Args:
         space, metric, mode: the sweep's.
-        acquisition: ``"entropy"``, ``"ei"`` or ``"ei_horizon"``.
+        acquisition: ``"entropy"``, ``"ei"``, ``"ei_horizon"`` or ``"ei_next"``.
         segment_steps: steps a thawed trial runs before the next decision (default: ``max_step / 10``, >= 1).
         min_steps: steps a new trial runs before it may be paused (default: ``fidelity.low``).
         n_initial: curves (random Sobol configs) before the model decides.
@@ -937,9 +986,12 @@ class FreezeThawPolicy:
         n_samples, n_fantasies: Monte Carlo samples of ``P_min`` and fantasies per member (``"entropy"``).
         refit_growth: refit hyperparameters when the number of observed points grew by this fraction.
         explore: the chance that a new config is a random Sobol point rather than the model's choice.
+        exploit_pmin: with ``"entropy"``, thaw the paused trial most likely to be the best when that chance is at
+            least this (entropy search alone would keep learning and never finish the best run).
         cost_key: the trial cost that measures a step's cost (a new config costs the median step).
         seed: seeds candidates, Monte Carlo and horizons.
-        max_points, max_fit_curves: model size limits (see :class:`CurveData`, :func:`fit_freeze_thaw_gp`).
+        max_points, max_fit_curves, max_curves: model size limits (points a curve, curves in a hyperparameter fit,
+            curves in the model; see :meth:`CurveData.from_history` and :func:`fit_freeze_thaw_gp`).
 
     Example:
         >>> from hpo.space import Space, Float, Fidelity
@@ -965,10 +1017,12 @@ class FreezeThawPolicy:
         n_fantasies: int = 5,
         refit_growth: float = 0.2,
         explore: float = 0.25,
+        exploit_pmin: float = 0.5,
         cost_key: str = "wall_seconds",
         seed: int = 0,
         max_points: int = 64,
         max_fit_curves: int = 128,
+        max_curves: int = 300,
     ) -> None:
         if acquisition not in _RULES:
             raise ValueError(f"acquisition must be one of {list(_RULES)}, got {acquisition!r}")
@@ -991,7 +1045,9 @@ class FreezeThawPolicy:
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"explore must be a probability in [0, 1], got {explore}")
         self.explore = float(explore)
-        self.max_points, self.max_fit_curves = int(max_points), int(max_fit_curves)
+        self.exploit_pmin = float(exploit_pmin)
+        self._last_p_min = self._last_p_min_runs = np.zeros(1)
+        self.max_points, self.max_fit_curves, self.max_curves = int(max_points), int(max_fit_curves), int(max_curves)
         self._model: FreezeThawGP | None = None
         self._model_key: Any = None
         self._fit_points = 0
@@ -1023,13 +1079,13 @@ class FreezeThawPolicy:
         key = _data_key(history)
         if key == self._model_key:
             return self._model
-        data = CurveData.from_history(history, self.max_points, self._curves)
+        data = CurveData.from_history(history, self.max_points, self._curves, self.max_curves)
         if data is None:
             return None
         n_points = int(data.mask.sum())
         if self._model is None or n_points >= (1 + self.refit_growth) * self._fit_points:
             init = self._model.hypers if self._model is not None else None
-            self._model = fit_freeze_thaw_gp(data, init, max_iter=50 if init is None else 20,
+            self._model = fit_freeze_thaw_gp(data, init, max_iter=30 if init is None else 20,
                                              max_fit_curves=self.max_fit_curves, seed=self.seed)
             self._fit_points = n_points
             self.n_fits += 1
@@ -1040,6 +1096,7 @@ class FreezeThawPolicy:
             except (torch.linalg.LinAlgError, RuntimeError):
                 self._model = fit_freeze_thaw_gp(data, None, max_fit_curves=self.max_fit_curves, seed=self.seed)
                 self._fit_points = n_points
+        self._model.latent_new = True
         self._model_key = key
         return self._model
 
@@ -1096,7 +1153,7 @@ class FreezeThawPolicy:
                                                        flight_c, flight_x, flight_t)
         mean = np.concatenate([all_mean.numpy()[p_rows.numpy()], c_mean.numpy()])
         sd = np.sqrt(np.concatenate([all_var.numpy()[p_rows.numpy()], c_var.numpy()]))
-        best_final = self._incumbent(history, data, final_mean)
+        best_final = self._incumbent(history, data)
         log_ei = log_expected_improvement(mean, sd, best_final)
 
         if self.acquisition == "ei_horizon":
@@ -1106,6 +1163,13 @@ class FreezeThawPolicy:
                 mh, vh = self._conditioned_marginal(gp, curves, xs, t_h, flight_c, flight_x, flight_t)
             tau = float((data.y[data.mask & ~torch.as_tensor(data.failed).unsqueeze(-1)]).min())
             score = log_expected_improvement(mh.numpy(), np.sqrt(vh.numpy()), tau)
+            members = np.arange(n_p + n_c)
+        elif self.acquisition == "ei_next":
+            next_step = np.where(last > 0, np.minimum(last + self.segment_steps, max_step), self.min_steps)
+            t_next = torch.as_tensor(next_step / max_step, dtype=_DTYPE)
+            with torch.no_grad():
+                mn, vn = self._conditioned_marginal(gp, curves, xs, t_next, flight_c, flight_x, flight_t)
+            score = log_expected_improvement(mn.numpy(), np.sqrt(vn.numpy()), _best_at(data, next_step / max_step))
             members = np.arange(n_p + n_c)
         else:
             # The basket (paper Algorithm 1): the most promising paused trials and new candidates by EI.
@@ -1118,10 +1182,15 @@ class FreezeThawPolicy:
             else:
                 steps = np.where(last[members] > 0, np.minimum(self.segment_steps, remaining), self.min_steps)
                 ig = self._information_gain(gp, curves[members], xs[members], last[members], history, row,
-                                            flight_c, flight_x, flight_t, rng)
+                                            flight_c, flight_x, flight_t, rng, len(top_p))
                 score = np.log(np.maximum(ig, 1e-12)) - np.log(steps * cost_step[members])
                 if ig.max() < 1e-4:  # nothing left to learn among them: fall back to EI per cost
                     score = log_ei[members] - np.log(remaining * cost_step[members])
+                # Entropy search only learns; a sweep must also train its best run to the end. When one paused
+                # trial is likely the best of the runs that exist (P_min >= exploit_pmin), thaw it.
+                k = int(np.argmax(self._last_p_min_runs[: len(top_p)])) if len(top_p) else -1
+                if k >= 0 and self._last_p_min_runs[k] >= self.exploit_pmin:
+                    score = np.where(np.arange(len(members)) == k, np.inf, score)
             score = _scatter(score, members, n_p + n_c)
         order = np.argsort(-score, kind="stable")
         names = [f"trial {t.trial_id}" for t in paused] + [f"new {k}" for k in range(n_c)]
@@ -1200,16 +1269,19 @@ class FreezeThawPolicy:
         w = torch.linalg.solve_triangular(_cholesky(cff), cross.T, upper=False)
         return mean, (var - (w * w).sum(0)).clamp_min(1e-12)
 
-    def _incumbent(self, history: History, data: CurveData, final_mean: np.ndarray) -> float:
-        """The best final value, standardized: observed for finished trials, the posterior mean for the others."""
-        best = float(final_mean.min())
-        for t in history.completed:
-            y = history.objective(t)
-            if y is not None and math.isfinite(y) and t.last_step >= self.space.max_step:
-                best = min(best, float(data.standardize(y)))
-        return best
+    def _incumbent(self, history: History, data: CurveData) -> float:
+        """What the sweep holds now, standardized: the best final value of a completed trial, or before any, the
+        best value seen at any step. Against it, expected improvement values *training* a run to the end: against
+        the best predicted final value (a plug-in incumbent) the run the model is surest of has no improvement left
+        to expect, and is never finished."""
+        finals = [float(data.standardize(y)) for t in history.completed if t.last_step >= self.space.max_step
+                  and (y := history.objective(t)) is not None and math.isfinite(y)]
+        if finals:
+            return min(finals)
+        ok = data.mask & ~torch.as_tensor(data.failed).unsqueeze(-1)
+        return float(data.y[ok].min()) if bool(ok.any()) else math.inf
 
-    def _information_gain(self, gp, curves, xs, last, history, row, fc, fx, ft, rng) -> np.ndarray:
+    def _information_gain(self, gp, curves, xs, last, history, row, fc, fx, ft, rng, n_runs: int) -> np.ndarray:
         """Entropy search over the basket (paper Sec. 4, Eq. 21-22), by Monte Carlo.
 
         ``F: (P,)`` latent final values of the members, ``Z: (P,)`` their next observations. Joint samples
@@ -1241,15 +1313,22 @@ class FreezeThawPolicy:
                and math.isfinite(y)]
         best = min((float(data.standardize(history.objective(t))) for t in inc), default=math.inf)
 
-        def entropy(Fv: np.ndarray) -> np.ndarray:
-            # Fv: (G, S, P) -> (G,): entropy of which of the P members or the best completed trial is lowest
+        def p_min(Fv: np.ndarray) -> np.ndarray:
+            # Fv: (G, S, P) -> (G, P + 1): how often each member, or the best completed trial (last), is lowest
             G = Fv.shape[0]
             idx = np.where(Fv.min(-1) < best, Fv.argmin(-1), P)  # (G, S)
             flat = (np.arange(G)[:, None] * (P + 1) + idx).ravel()
-            p = np.bincount(flat, minlength=G * (P + 1)).reshape(G, P + 1) / S
+            return np.bincount(flat, minlength=G * (P + 1)).reshape(G, P + 1) / S
+
+        def entropy(Fv: np.ndarray) -> np.ndarray:
+            p = p_min(Fv)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
 
+        self._last_p_min = p_min(Fs[None])[0]
+        # Which run that exists (paused, or the best completed) is the best: new candidates are not runs yet.
+        runs_only = np.concatenate([Fs[:, :n_runs], np.full((S, P - n_runs), np.inf)], -1)
+        self._last_p_min_runs = p_min(runs_only[None])[0]
         h0 = float(entropy(Fs[None])[0])
         nodes, weights = np.polynomial.hermite_e.hermegauss(self.n_fantasies)
         weights = weights / weights.sum()
@@ -1275,6 +1354,27 @@ def _few_threads(n: int, small: int = 4000):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def _best_at(data: CurveData, t: np.ndarray) -> np.ndarray:
+    """For each normalized step ``t[i]``: the best value any curve that got that far showed there (its last point at
+    or before ``t[i]``), DyHPO's incumbent at a budget; the best value anywhere where no curve got that far."""
+    ok = data.mask & ~torch.as_tensor(data.failed).unsqueeze(-1)
+    y = torch.where(ok, data.y, torch.tensor(math.inf, dtype=_DTYPE))
+    reach = torch.where(ok, data.t, torch.tensor(-1.0, dtype=_DTYPE)).max(-1).values
+    overall = float(y.min())
+    out = np.full(len(t), overall)
+    for b in np.unique(t):
+        before = ok & (data.t <= b + 1e-12)
+        if not bool(before.any()):
+            continue
+        last_idx = (before.cumsum(-1) * before).argmax(-1)  # index of the last point at or before b
+        vals = y.gather(1, last_idx.unsqueeze(-1)).squeeze(-1)
+        vals = torch.where((reach >= b - 1e-12) & before.any(-1), vals, torch.tensor(math.inf, dtype=_DTYPE))
+        best = float(vals.min())
+        if math.isfinite(best):
+            out[t == b] = best
+    return out
 
 
 def _scatter(values: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
