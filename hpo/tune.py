@@ -19,8 +19,14 @@ A sweep file (YAML)::
     budget: {max_trials: 40, max_seconds: 600}
     directory: runs/quickstart         # relative to the sweep file
     ray: {address: null}
+    transfer:                          # optional: the shape the sweep tunes, for `hpo-tune transfer`
+      base: {width: 32, depth: 2}
+      parameterization: completep      # sp | mup | depth_mup | completep
+      optimizer: adamw                 # adamw | sgd | muon
 
-Running the same file again resumes the sweep from its directory.
+Running the same file again resumes the sweep from its directory. ``hpo-tune transfer DIR --target
+width=128,depth=4`` carries the sweep's best hyperparameters from its base shape to the target shape
+(``hpo.transfer.transfer_hparams``) and writes them to ``DIR/transferred.yaml``.
 """
 
 from __future__ import annotations
@@ -46,8 +52,9 @@ from hpo.scheduler import Scheduler
 from hpo.searcher import Searcher
 from hpo.space import Space, SpaceError
 from hpo.storage import Storage, SweepLockedError
+from hpo.trial import Trial
 
-__all__ = ["SweepFileError", "SweepResult", "load_results", "load_sweep", "main", "run"]
+__all__ = ["SweepFileError", "SweepResult", "load_results", "load_sweep", "main", "run", "transfer_sweep"]
 
 
 class SweepFileError(ValueError):
@@ -128,6 +135,7 @@ def run(
     checkpoint_dir: str | None = None,
     display: bool = True,
     name: str | None = None,
+    transfer: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and return its result.
 
@@ -147,6 +155,8 @@ def run(
         points_to_evaluate: configs to try first.
         checkpoint_dir: a path or fsspec URL for checkpoints (default: ``DIRECTORY/checkpoints``).
         display: show progress.
+        transfer: the shape the sweep tunes, ``{"base": {"width": 32, "depth": 2}, "parameterization":
+            "completep", "optimizer": "adamw"}``, stored with the sweep for :func:`transfer_sweep`.
 
     Example:
         >>> def train(config):  # doctest: +SKIP
@@ -161,6 +171,7 @@ def run(
     if not isinstance(metric, str) or not metric:
         raise ValueError("metric must name the reported value to optimize, e.g. metric='val_loss'")
     budget = Budget(max_trials=max_trials, max_cost=max_cost, max_seconds=max_seconds, cost_key=cost_key)
+    transfer = None if transfer is None else check_transfer(transfer, space)
     directory = Path(directory)
     storage = Storage(directory)
     try:
@@ -172,6 +183,8 @@ def run(
             "scheduler": _spec_of(scheduler),
             "seed": seed,
         }
+        if transfer is not None:
+            spec["transfer"] = transfer
         old = storage.load_spec()
         if old is not None:
             for key in ("space", "metric", "mode"):
@@ -233,8 +246,57 @@ def load_results(directory: str | os.PathLike[str]):
 
 _KEYS = {
     "name", "entrypoint", "metric", "mode", "space", "fidelity", "searcher", "scheduler", "resources",
-    "max_concurrent", "budget", "directory", "seed", "ray", "points_to_evaluate", "checkpoint_dir",
+    "max_concurrent", "budget", "directory", "seed", "ray", "points_to_evaluate", "checkpoint_dir", "transfer",
 }
+_TRANSFER_KEYS = ("base", "parameterization", "optimizer")
+
+
+def check_transfer(section: Any, space: Space | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``transfer`` section of a sweep, checked and normalized: ``{"base": {"width", "depth"},
+    "parameterization", "optimizer"}``.
+
+    Where the space has constants named ``width``, ``depth``, ``parameterization`` or ``optimizer`` (how the
+    trainable learns its shape), they must agree with the section, or the stored base shape would not be the
+    one trained.
+    """
+    from hpo.transfer import OPTIMIZERS, Parameterization, Shape
+
+    if not isinstance(section, Mapping) or "base" not in section:
+        raise SweepFileError(
+            "transfer must be a mapping with a base shape, e.g. transfer: {base: {width: 32, depth: 2}, "
+            "parameterization: completep, optimizer: adamw}"
+        )
+    unknown = set(section) - set(_TRANSFER_KEYS)
+    if unknown:
+        raise SweepFileError(f"transfer has unknown keys {sorted(unknown)}; allowed: {list(_TRANSFER_KEYS)}")
+    try:
+        base = Shape.parse(section["base"], "transfer.base")
+        param = Parameterization.parse(section.get("parameterization", "completep")).value
+    except ValueError as e:
+        raise SweepFileError(str(e)) from None
+    optimizer = str(section.get("optimizer", "adamw")).lower()
+    if optimizer not in OPTIMIZERS:
+        raise SweepFileError(
+            f"transfer.optimizer {section.get('optimizer')!r} is unknown; use one of {list(OPTIMIZERS)}"
+        )
+    out = {"base": {"width": base.width, "depth": base.depth}, "parameterization": param, "optimizer": optimizer}
+    if space is not None:
+        params = space.to_dict() if isinstance(space, Space) else dict(space)
+        if isinstance(params.get("params"), Mapping):  # the dict form of a Space
+            params = {**params["params"], **(params.get("constants") or {})}
+        declared = {**out["base"], "parameterization": param, "optimizer": optimizer}
+        for key, want in declared.items():
+            have = params.get(key)
+            if have is None or isinstance(have, (dict, list)):
+                continue
+            same = Parameterization.parse(have).value == want if key == "parameterization" else have == want
+            if not same:
+                where = "transfer.base." + key if key in ("width", "depth") else "transfer." + key
+                raise SweepFileError(
+                    f"space constant {key}={have!r} differs from {where}={want!r}; the base shape must be the "
+                    "shape the sweep trains"
+                )
+    return out
 
 
 def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -264,6 +326,8 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
     budget = spec.get("budget") or {}
     if not isinstance(budget, dict) or set(budget) - {"max_trials", "max_cost", "max_seconds", "cost_key"}:
         raise SweepFileError(f"budget must be {{max_trials, max_cost, max_seconds, cost_key}}, got {budget!r}")
+    if spec.get("transfer") is not None:
+        spec["transfer"] = check_transfer(spec["transfer"], spec["space"])
     spec["_path"] = path
     return spec
 
@@ -316,6 +380,7 @@ def run_sweep_file(path: str | os.PathLike[str], overrides: Mapping[str, Any] | 
         checkpoint_dir=spec.get("checkpoint_dir"),
         display=spec.get("_display", True),
         name=spec.get("name"),
+        transfer=spec.get("transfer"),
         **budget,
     )
 
@@ -338,9 +403,164 @@ def _results_command(directory: str, csv: str | None) -> int:
     return 0
 
 
+def _best_for_transfer(history: History, fidelity: Mapping[str, Any] | None) -> Trial | None:
+    """The best trial among those trained to the full budget (the fidelity's ``high``), else ``History.best``.
+
+    A trial paused at a low rung is scored on a short run; its value is not comparable to a full run's.
+    """
+    if fidelity:
+        high = int(fidelity["high"])
+        full = [t for t in history.trials if t.last_step >= high]
+        if full:
+            return History(history.space, history.metric, history.mode, tuple(full)).best() or history.best()
+    return history.best()
+
+
+def parse_shape(text: str, what: str = "--target") -> dict[str, int]:
+    """``"width=128,depth=4"`` -> ``{"width": 128, "depth": 4}``; a one-line error otherwise."""
+    out: dict[str, int] = {}
+    for part in str(text).split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in ("width", "depth") or key in out:
+            raise ValueError(f"{what} must be 'width=N,depth=L' (e.g. width=128,depth=4), got {text!r}")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            raise ValueError(f"{what}: {key} must be an integer, got {value.strip()!r}") from None
+    if "width" not in out:
+        raise ValueError(f"{what} must give the width, e.g. width=128,depth=4; got {text!r}")
+    return out
+
+
+def transfer_sweep(
+    directory: str | os.PathLike[str],
+    target: Mapping[str, int],
+    *,
+    base: Mapping[str, int] | None = None,
+    parameterization: str | None = None,
+    optimizer: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Carry a finished sweep's best hyperparameters from its base shape to ``target``; write and return them.
+
+    The base shape, parameterization and optimizer come from the sweep's ``transfer`` section (stored with the
+    sweep); ``base``, ``parameterization`` and ``optimizer`` supply them for a sweep without one (and must agree
+    with it otherwise). The best trial is the best among those trained to the full budget.
+
+    Returns (and writes as YAML to ``out``, default ``DIRECTORY/transferred.yaml``) a dict with ``base``,
+    ``target``, ``parameterization``, ``optimizer``, ``source`` (trial id, value, step), ``best_config`` (at the
+    base shape), ``groups`` (per role: the effective lr, weight decay, eps at the target), ``forward`` (the
+    multipliers the model applies), ``unchanged`` (hyperparameters that carry over as they are), ``config``
+    (the best config with ``width``/``depth`` set to the target and ``base_width``/``base_depth`` to the base:
+    what a trainable that applies ``hpo.transfer.param_groups`` itself needs) and ``describe`` (the readable
+    table).
+    """
+    from hpo.transfer import transfer_hparams
+
+    directory = Path(directory)
+    if not (directory / "sweep.db").exists():
+        raise ValueError(f"{str(directory)!r} holds no sweep; pass the directory of a sweep (runs/NAME)")
+    with Storage(directory, readonly=True) as st:
+        spec = st.load_spec() or {}
+        trials = tuple(st.load_trials())
+    if "space" not in spec:
+        raise ValueError(f"{str(directory)!r} holds no sweep spec; run the sweep first")
+    declared = dict(spec.get("transfer") or {})
+    given = {"base": base, "parameterization": parameterization, "optimizer": optimizer}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key in declared:
+            a = check_transfer({**declared, key: value})[key]
+            if a != declared[key]:
+                raise ValueError(
+                    f"the sweep declares {key} {declared[key]!r}, its results were tuned for it; drop --{key} "
+                    f"(got {a!r})"
+                )
+        declared[key] = value
+    if "base" not in declared:
+        raise ValueError(
+            "the sweep declares no base shape; pass --base width=N,depth=L (or add transfer: {base: ...} to the "
+            "sweep file)"
+        )
+    section = check_transfer(declared)
+    space = Space.from_dict(spec["space"])
+    history = History(space, spec["metric"], spec.get("mode", "min"), trials)
+    best = _best_for_transfer(history, spec["space"].get("fidelity"))
+    if best is None:
+        raise ValueError(f"{str(directory)!r} has no trial with a finite {spec['metric']!r} yet; nothing to transfer")
+    t = transfer_hparams(
+        best.config, section["base"], target, section["parameterization"], optimizer=section["optimizer"]
+    )
+    config = dict(best.config)
+    config.update({"width": t.target.width, "depth": t.target.depth})
+    config.update({"base_width": t.base.width, "base_depth": t.base.depth})
+    result: dict[str, Any] = {
+        "source": {
+            "directory": str(directory),
+            "trial_id": best.trial_id,
+            spec["metric"]: best.value(spec["metric"]),
+            "step": best.last_step,
+        },
+        "parameterization": t.parameterization.value,
+        "optimizer": t.optimizer,
+        "base": {"width": t.base.width, "depth": t.base.depth},
+        "target": {"width": t.target.width, "depth": t.target.depth},
+        "multipliers": {"width": t.mult.width, "depth": t.mult.depth},
+        "best_config": dict(best.config),
+        "groups": {role: dict(g) for role, g in t.groups.items()},
+        "forward": dict(t.forward),
+        "unchanged": dict(t.unchanged),
+        "config": config,
+        "describe": t.describe(),
+    }
+    path = Path(out) if out is not None else directory / "transferred.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"# hpo-tune transfer {directory} --target width={t.target.width},depth={t.target.depth}\n")
+        yaml.safe_dump(result, f, sort_keys=False, width=120)
+    result["path"] = str(path)
+    return result
+
+
+def _transfer_command(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="hpo-tune transfer",
+        description="Carry a sweep's best hyperparameters from its base shape to a target shape (muP/CompleteP).",
+    )
+    p.add_argument("directory", help="the sweep directory (runs/NAME)")
+    p.add_argument("--target", required=True, help="the target shape, e.g. width=128,depth=4")
+    p.add_argument("--base", help="the base shape, for a sweep file without transfer.base (width=N,depth=L)")
+    p.add_argument("--parameterization", help="sp | mup | depth_mup | completep, for a sweep that declares none")
+    p.add_argument("--optimizer", help="adamw | sgd | muon, for a sweep that declares none")
+    p.add_argument("--out", help="write the result here (YAML; default DIRECTORY/transferred.yaml)")
+    a = p.parse_args(argv)
+    try:
+        result = transfer_sweep(
+            a.directory,
+            parse_shape(a.target, "--target"),
+            base=None if a.base is None else parse_shape(a.base, "--base"),
+            parameterization=a.parameterization,
+            optimizer=a.optimizer,
+            out=a.out,
+        )
+    except (SweepFileError, SpaceError, ValueError, KeyError) as e:
+        print(f"hpo-tune: error: {e}", file=sys.stderr)
+        return 2
+    src = result["source"]
+    print(f"best trial {src['trial_id']} at step {src['step']}: {result['best_config']}")
+    print(result["describe"])
+    print(f"hpo-tune: transferred config written to {result['path']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``hpo-tune SWEEP.yaml`` runs or resumes a sweep; ``hpo-tune results DIR`` shows one."""
+    """``hpo-tune SWEEP.yaml`` runs or resumes a sweep; ``hpo-tune results DIR`` shows one; ``hpo-tune transfer
+    DIR --target width=N,depth=L`` carries its best hyperparameters to a larger shape."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "transfer":
+        return _transfer_command(argv[1:])
     if argv and argv[0] == "results":
         p = argparse.ArgumentParser(prog="hpo-tune results", description="Show a sweep's best trials.")
         p.add_argument("directory")
@@ -354,7 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="hpo-tune",
         description="Run or resume the hyperparameter sweep described by a YAML sweep file.",
-        epilog="Also: 'hpo-tune results DIR' prints a sweep's best trials.",
+        epilog="Also: 'hpo-tune results DIR' prints a sweep's best trials; 'hpo-tune transfer DIR --target "
+        "width=N,depth=L' carries its best hyperparameters to a larger shape.",
     )
     p.add_argument("sweep", help="the sweep file (YAML)")
     p.add_argument("--directory", help="override the sweep directory")

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Tune small, transfer large: the whole workflow of docs/transfer_guide.md, one command per step, for CompleteP
+# and (for comparison) SP. From the repository root:
+#   bash examples/transfer_gpt/workflow.sh            # about an hour on a busy 2-core CPU
+# Every step resumes where it stopped when run again. HPO_TUNE overrides the CLI (e.g. "python -m hpo").
+set -euo pipefail
+HPO_TUNE=${HPO_TUNE:-hpo-tune}
+TARGET=${TARGET:-width=128,depth=4}
+for sweep in adamw adamw_sp; do
+  case $sweep in adamw) dir=runs/transfer_gpt/adamw_completep ;; adamw_sp) dir=runs/transfer_gpt/adamw_sp ;; esac
+  # 1. sweep the proxy (width 32, depth 2): random search + ASHA, pausing and resuming trials from checkpoints
+  $HPO_TUNE examples/transfer_gpt/sweep_$sweep.yaml --quiet
+  # 2. transfer the best hyperparameters to the target shape (writes $dir/transferred.yaml)
+  $HPO_TUNE transfer $dir --target "$TARGET"
+  # 3. train the target with them, and a direct learning-rate sweep at the target for comparison
+  python -m examples.transfer_gpt.check $dir --grid= --direct=-12:-4
+done
