@@ -53,12 +53,12 @@ def objective(trial) -> float:
     })
 
 
-@pytest.mark.parametrize("searcher", ["random", "gp_ei"])
+@pytest.mark.parametrize("searcher", ["random", "gp_ei", "aegis"])
 def test_sampler_suggests_what_hpo_run_suggests_for_the_same_searcher_and_seed(searcher, tmp_path):
     import hpo
     from hpo.executors.simulated import SimulatedExecutor
 
-    n, options = 8, {"n_initial": 4} if searcher == "gp_ei" else {}
+    n, options = 8, {"n_initial": 4} if searcher in ("gp_ei", "aegis") else {}
     space = Space({"x": Float(-1, 1), "lr": Float(1e-4, 1e-1, log=True), "n": Int(1, 8), "act": Choice(["relu",
                                                                                                        "tanh"])})
     native = hpo.run(loss_of, space, metric="loss", directory=tmp_path, searcher={"name": searcher, **options},

@@ -56,7 +56,9 @@ def drive(search: HpoSearch, n: int, fn=loss_of, start: int = 0) -> list[dict]:
         if config in (None, Searcher.FINISHED):
             configs.append(config)
             break
-        result = {"loss": fn(config), "training_iteration": 1, "time_total_s": 0.5}
+        value = fn(config)
+        result = {**(value if isinstance(value, dict) else {"loss": value}), "training_iteration": 1,
+                  "time_total_s": 0.5}
         search.on_trial_result(f"t{i}", result)
         search.on_trial_complete(f"t{i}", result)
         configs.append(config)
@@ -258,6 +260,26 @@ def test_freeze_thaw_searcher_without_max_t_says_where_the_fidelity_goes():
     search = HpoSearch("freeze_thaw", "loss", "min", space={"x": tune.uniform(0, 1)})
     with pytest.raises(ValueError, match="max_t"):
         search.suggest("a")
+
+
+@pytest.mark.parametrize("searcher", ["aegis", "carbs"])
+def test_every_model_searcher_suggests_through_tunes_hooks_what_hpo_run_suggests(searcher, tmp_path):
+    import hpo
+    from hpo.executors.simulated import SimulatedExecutor
+
+    def with_cost(config):  # CARBS's cost: a reported metric, the same on both paths
+        return {"loss": loss_of(config), "flops": config["width"] * 1e6}
+
+    n = 7
+    options = {"n_initial": 4} if searcher == "aegis" else {"num_random_samples": 4, "cost_metric": "flops"}
+    search = HpoSearch(searcher, "loss", "min", space=NESTED, seed=2, searcher_options=options)
+    tune_configs = drive(search, n, fn=with_cost)
+    native = hpo.run(lambda c: with_cost({**c, "opt": {"lr": c["opt/lr"]}}), search.space, metric="loss",
+                     directory=tmp_path, seed=2, max_trials=n,
+                     searcher={"name": searcher, **options}, executor=SimulatedExecutor(1), display=False)
+    assert [search._to_hpo(c) for c in tune_configs] == [{k: t.config[k] for k in search.space.names}
+                                                          for t in native.history]
+    assert len({search.space.key(search._to_hpo(c)) for c in tune_configs}) == n
 
 
 # -- real Tune runs -------------------------------------------------------------------------------------------------
