@@ -60,16 +60,24 @@ class ASHAScheduler(Scheduler):
                 rungs.append(round(r))
             r *= self.eta
         self.rungs: list[int] = [*rungs, self.max_step]
+        # A trial's rung value never changes once a point at or past the rung exists: cached so that a decision
+        # costs O(trials x rungs) dictionary look-ups, not a scan of every curve.
+        self._rung_values: dict[tuple[int, int], float | None] = {}
 
     def next_stop(self, history: History, trial: Trial) -> int:
         return next(r for r in self.rungs if r > trial.last_step)
 
     def _rung_value(self, history: History, trial: Trial, rung: int) -> float | None:
         # The first report at or past the rung: trainables that report every few steps still land in a rung.
+        key = (trial.trial_id, rung)
+        if key in self._rung_values:
+            return self._rung_values[key]
         for step, metrics in trial.curve:
             if step >= rung:
                 v = metrics.get(self.metric)
-                return None if v is None or not math.isfinite(v) else history.sign(float(v))
+                value = None if v is None or not math.isfinite(v) else history.sign(float(v))
+                self._rung_values[key] = value
+                return value
         return None
 
     def promotable(self, history: History, also: Trial | None = None) -> list[Trial]:
