@@ -63,6 +63,26 @@ def test_non_finite_metric_fails_the_trial_with_a_one_line_reason():
     assert all(t.last_step == 3 for t in history.completed)
 
 
+class DivergingTable:
+    """A simulated problem (tabulated curves) whose curve for x > 1 turns NaN at step 2."""
+
+    def __call__(self, config):
+        raise AssertionError("the simulated executor calls simulate()")
+
+    def simulate(self, config, start, stop):
+        points = [(s, {"loss": math.nan if config["x"] > 1.0 and s >= 2 else 1.0 / s}) for s in range(start + 1,
+                                                                                                       stop + 1)]
+        return points, float(stop - start)
+
+
+def test_a_simulated_problem_that_diverges_fails_its_trial_as_a_real_one_does():
+    history, _, _ = run_simulated(DivergingTable(), curve_space(3), workers=2, max_trials=20)
+    failed = history.failed
+    assert failed and all(t.error == "metric 'loss' is nan at step 2: the trial diverged" for t in failed)
+    assert all(t.last_step == 2 and t.config["x"] > 1.0 for t in failed)
+    assert all(t.config["x"] <= 1.0 and t.last_step == 3 for t in history.completed)
+
+
 def test_missing_metric_is_named():
     history, _, _ = run_simulated(lambda c: {"accuracy": 0.5}, SPACE_1D, workers=1, max_trials=1)
     assert "reported ['accuracy'] at step 1 but not the sweep's metric 'loss'" in history.trials[0].error

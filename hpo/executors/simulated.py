@@ -102,7 +102,8 @@ class SimulatedExecutor(Executor):
         if isinstance(self._fn, SimulatedTrainable):
             try:
                 points, duration = self._fn.simulate(dict(segment.config), segment.start_step, segment.stop_step)
-                result = SegmentResult(segment, points=tuple(points), cost={"wall_seconds": float(duration)})
+                points, error = _until_diverged(tuple(points), self._metric)
+                result = SegmentResult(segment, points=points, cost={"wall_seconds": float(duration)}, error=error)
             except Exception as e:  # the problem's own failure (e.g. a diverged tabulated curve)
                 duration = self._draw(self._rng)
                 result = SegmentResult(segment, error=f"{type(e).__name__}: {e}", cost={"wall_seconds": duration})
@@ -136,3 +137,13 @@ class SimulatedExecutor(Executor):
 
     def shutdown(self) -> None:
         self._queue.clear()
+
+
+def _until_diverged(points: tuple, metric: str) -> tuple[tuple, str | None]:
+    """A simulated curve up to and including its first non-finite value of ``metric``, and the failure it means
+    (the same message :func:`hpo.report` gives a real trainable)."""
+    for i, (step, metrics) in enumerate(points):
+        v = metrics.get(metric)
+        if v is not None and not math.isfinite(float(v)):
+            return points[: i + 1], f"metric {metric!r} is {float(v)} at step {step}: the trial diverged"
+    return points, None
