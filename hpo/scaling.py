@@ -25,7 +25,7 @@ Example::
     law.predict(10 * max cost seen)                # the best config extrapolated
     law.plot("scaling.png", target_cost=1e6)
 
-CLI: ``python -m hpo.scaling DIR --cost X [--plot scaling.png]`` (to become ``hpo-tune scaling DIR --cost X``).
+CLI: ``hpo-tune scaling DIR --cost X [--plot scaling.png]`` (or ``python -m hpo.scaling``).
 """
 
 from __future__ import annotations

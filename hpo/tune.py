@@ -561,6 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "transfer":
         return _transfer_command(argv[1:])
+    if argv and argv[0] == "scaling":
+        from hpo.scaling import main as scaling_main
+
+        return scaling_main(argv[1:])
     if argv and argv[0] == "results":
         p = argparse.ArgumentParser(prog="hpo-tune results", description="Show a sweep's best trials.")
         p.add_argument("directory")
@@ -575,7 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="hpo-tune",
         description="Run or resume the hyperparameter sweep described by a YAML sweep file.",
         epilog="Also: 'hpo-tune results DIR' prints a sweep's best trials; 'hpo-tune transfer DIR --target "
-        "width=N,depth=L' carries its best hyperparameters to a larger shape.",
+        "width=N,depth=L' carries its best hyperparameters to a larger shape; 'hpo-tune scaling DIR --cost X' fits "
+        "how the best hyperparameters move with cost and predicts them at cost X.",
     )
     p.add_argument("sweep", help="the sweep file (YAML)")
     p.add_argument("--directory", help="override the sweep directory")

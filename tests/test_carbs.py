@@ -288,8 +288,11 @@ def test_scaling_readout_recovers_a_known_power_law_of_the_best_learning_rate():
 
 
 def test_scaling_cli_prints_the_fit_and_plots(tmp_path, capsys):
-    from hpo.scaling import main
     from hpo.storage import Storage
+    from hpo.tune import main as hpo_tune
+
+    def main(argv):
+        return hpo_tune(["scaling", *argv])  # `hpo-tune scaling DIR ...`
 
     space = Space({"lr": Float(1e-4, 1.0, log=True), "steps": Int(10, 1000, log=True)})
     with Storage(tmp_path) as st:
