@@ -39,7 +39,7 @@ import hpo
 from examples.transfer_gpt.model import GPT, CharCorpus, GPTConfig, get_batch, load_corpus
 from hpo.transfer import split_groups
 
-__all__ = ["DEFAULTS", "corpus", "flops_per_step", "run", "train"]
+__all__ = ["DEFAULTS", "corpus", "flops_per_step", "loop", "run", "train"]
 
 DEFAULTS: dict[str, Any] = {
     "parameterization": "completep",
@@ -142,13 +142,18 @@ def _evaluate(model: GPT, data: CharCorpus, c: Mapping[str, Any]) -> float:
     return value if math.isfinite(value) else float("inf")
 
 
-def _loop(
+def loop(
     config: Mapping[str, Any],
     state: Mapping[str, Any] | None,
     on_eval: Callable[[int, float, float, Callable[[], dict[str, Any]]], None],
 ) -> None:
-    """Train from ``state`` (or from scratch) to ``config['step']``, calling ``on_eval(step, loss, flops,
-    make_checkpoint)`` every ``eval_every`` steps and at the last step."""
+    """Train from ``state`` (a checkpoint ``make_checkpoint`` made, or None) to ``config['step']``.
+
+    Calls ``on_eval(step, val_loss, flops, make_checkpoint)`` every ``eval_every`` steps and at the last step,
+    ``flops`` being the compute since the previous call and ``make_checkpoint()`` the state to resume from
+    (model, optimizers, data order, step). A diverged run calls it once with ``inf`` and stops. Any sweep
+    framework's trainable is a few lines around it (``train`` here for hpo, ``ray_tune.py`` for Ray Tune).
+    """
     c = _full(config)
     data = corpus()
     torch.manual_seed(int(c["seed"]))
@@ -216,7 +221,7 @@ def train(config: dict[str, Any]) -> None:
             cost={"flops": flops},
         )
 
-    _loop(config, state, on_eval)
+    loop(config, state, on_eval)
 
 
 def run(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,6 +235,6 @@ def run(config: Mapping[str, Any]) -> dict[str, Any]:
         total[0] += flops
 
     t0 = time.perf_counter()
-    _loop(config, None, on_eval)
+    loop(config, None, on_eval)
     last = curve[-1][1] if curve else float("inf")
     return {"curve": curve, "val_loss": last, "flops": total[0], "wall_seconds": time.perf_counter() - t0}

@@ -13,5 +13,5 @@ for sweep in adamw adamw_sp; do
   # 2. transfer the best hyperparameters to the target shape (writes $dir/transferred.yaml)
   $HPO_TUNE transfer $dir --target "$TARGET"
   # 3. train the target with them, and a direct learning-rate sweep at the target for comparison
-  python -m examples.transfer_gpt.check $dir --grid= --direct=-12:-4
+  python -m examples.transfer_gpt.check $dir --grid= --direct=-9:-3
 done
