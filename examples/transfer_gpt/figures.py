@@ -44,42 +44,54 @@ def _check(directory: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()).get("summary") if path.is_file() else None
 
 
-def best_so_far(directory: Path) -> tuple[list[float], list[float]]:
-    """Cumulative FLOPs at each finished segment, and the best loss among trials trained to the full budget."""
-    trials, events, high = _load(directory)
+def best_so_far(directory: Path) -> tuple[list[float], dict[int, list[float]]]:
+    """Cumulative FLOPs at each finished segment, and for each rung (every step a segment ended at) the best
+    loss at that step among the trials that had reached it by then."""
+    trials, events, _ = _load(directory)
     by_id = {t.trial_id: t for t in trials}
-    spent, best, xs, ys = 0.0, math.inf, [], []
-    for e in events:
-        cost = (e["data"] or {}).get("cost")
-        if not cost:
-            continue
-        spent += float(cost.get("flops", 0.0))
-        if e["data"].get("last_step", 0) >= high:
-            value = by_id[e["trial_id"]].value("val_loss", high)
-            if value is not None and math.isfinite(value):
-                best = min(best, value)
+    segments = [e for e in events if (e["data"] or {}).get("cost")]
+    rungs = sorted({int(e["data"]["last_step"]) for e in segments})
+    spent, xs = 0.0, []
+    best = {r: math.inf for r in rungs}
+    ys: dict[int, list[float]] = {r: [] for r in rungs}
+    for e in segments:
+        spent += float(e["data"]["cost"].get("flops", 0.0))
+        for r in rungs:
+            if e["data"].get("start_step", 0) < r <= e["data"]["last_step"]:
+                value = by_id[e["trial_id"]].value("val_loss", r)
+                if value is not None and math.isfinite(value):
+                    best[r] = min(best[r], value)
         xs.append(spent)
-        ys.append(best)
+        for r in rungs:
+            ys[r].append(best[r])
     return xs, ys
 
 
 def draw_best_so_far(runs: Path, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     for p, name in SWEEPS.items():
         d = runs / name
         if not (d / "sweep.db").exists():
             continue
         xs, ys = best_so_far(d)
-        ax.step(xs, ys, where="post", color=COLORS[p], label=f"proxy sweep, {p} (width 32, depth 2)")
+        top = max(ys)
+        for r, values in ys.items():
+            if r == top:
+                ax.step(xs, values, where="post", color=COLORS[p], lw=2,
+                        label=f"proxy {p}: best at {r} steps (full budget)")
+            else:
+                ax.step(xs, values, where="post", color=COLORS[p], lw=0.8, alpha=0.5,
+                        label=f"proxy {p}: best at {r} steps" if r == min(ys) else None)
         s = _check(d)
         if s:
             ax.axvline(s["direct_flops"], color=COLORS[p], ls="--", lw=1,
                        label=f"direct lr sweep at the target, {p}")
-            ax.axvline(s["direct_flops"] / 4, color=COLORS[p], ls=":", lw=1, label="a quarter of it")
+            ax.axvline(s["direct_flops"] / 4, color=COLORS[p], ls=":", lw=1, label=f"a quarter of it, {p}")
     ax.set_xscale("log")
-    ax.set_xlabel("compute spent (FLOPs)")
-    ax.set_ylabel("best val loss at the full budget (nats/char)")
-    ax.set_title("Proxy sweep: best-so-far against compute")
+    ax.set_xlabel("compute spent (FLOPs, log scale)")
+    ax.set_ylabel("best val loss so far (nats/char)")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 3.2))
+    ax.set_title("Proxy sweeps: best-so-far against compute (thin: the earlier rungs 25, 75, 225)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "transfer_best_so_far.png", dpi=120)
