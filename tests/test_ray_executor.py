@@ -1,5 +1,6 @@
 """The Ray executor on a local Ray with 4 logical GPUs (no real GPU needed)."""
 
+import functools
 import os
 import signal
 import tempfile
@@ -16,9 +17,13 @@ from hpo.trial import TrialStatus
 SPACE = Space({"x": Float(0.0, 1.0)})
 
 
-def gpu_trainable(config):
+def gpu_trainable(config, barrier=None):
     t0 = time.time()
     time.sleep(0.4)
+    if barrier:  # the first trials wait (at most 30 s) until four have started: slow actor starts on a loaded
+        open(os.path.join(barrier, f"{os.getpid()}-{t0}"), "w").close()  # machine cannot hide concurrency
+        while len(os.listdir(barrier)) < 4 and time.time() - t0 < 30:
+            time.sleep(0.05)
     return {"loss": config["x"], "start": t0, "end": time.time(),
             "gpu": float(os.environ["CUDA_VISIBLE_DEVICES"])}
 
@@ -34,7 +39,8 @@ def _max_overlap(intervals):
 
 def test_trials_asking_one_gpu_never_exceed_four_and_each_sees_its_own_device(ray_local):
     d = tempfile.mkdtemp()
-    result = hpo.run(gpu_trainable, SPACE, metric="loss", directory=d, max_trials=12, display=False,
+    trainable = functools.partial(gpu_trainable, barrier=tempfile.mkdtemp())  # a partial, as users pass data
+    result = hpo.run(trainable, SPACE, metric="loss", directory=d, max_trials=12, display=False,
                      resources={"num_cpus": 0, "num_gpus": 1})
     trials = result.history.completed
     assert len(trials) == 12

@@ -12,8 +12,10 @@ in user code is not a death: it comes back as the segment's error and the actor 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import sysconfig
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,11 +34,13 @@ __all__ = ["RayExecutor"]
 def _ship_by_value(fn: Callable[..., Any]) -> None:
     """Send the trainable's module to the workers by value when it is the user's own file (a sweep directory, a
     script), so that workers need not find it on their path; installed packages still travel by reference."""
+    while isinstance(fn, functools.partial):  # partial(train, data=...): ship train's module
+        fn = fn.func
     mod = sys.modules.get(getattr(fn, "__module__", "") or "")
     path = getattr(mod, "__file__", None)
     if mod is None or path is None or mod.__name__ == "__main__" or mod.__name__.split(".")[0] in ("hpo", "ray"):
         return
-    if "site-packages" in path or "dist-packages" in path:
+    if "site-packages" in path or "dist-packages" in path or path.startswith(sysconfig.get_paths()["stdlib"]):
         return
     ray.cloudpickle.register_pickle_by_value(mod)
 
@@ -165,11 +169,11 @@ class RayExecutor(Executor):
     def wait(self, timeout: float | None = None) -> list[SegmentResult]:
         if not self._inflight:
             return []
-        ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
-        if ready:
-            more, _ = ray.wait([r for r in self._inflight if r != ready[0]], num_returns=len(self._inflight) - 1,
-                               timeout=0) if len(self._inflight) > 1 else ([], [])
-            ready = ready + more
+        # Everything already done, in one call when segments are short; else block for the first to end.
+        refs = list(self._inflight)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready and timeout != 0:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         results = []
         for ref in ready:
             slot, segment = self._inflight.pop(ref)
