@@ -441,21 +441,34 @@ def output_multiplier(parameterization: str | Parameterization, mult: Multiplier
     return 1.0 / float(mult.width) if p.scales_width else 1.0
 
 
-def attention_scale(head_dim: int, parameterization: str | Parameterization) -> float:
-    """Attention logit scale: ``1/d_head`` under muP and its depth variants, ``1/sqrt(d_head)`` under SP.
+def attention_scale(
+    head_dim: int, parameterization: str | Parameterization, base_head_dim: int | None = None
+) -> float:
+    """Attention logit scale: ``sqrt(d_0) / d_head`` under muP and its depth variants, ``1/sqrt(d_head)`` under SP.
 
-    TP V (Transformer section): after training, ``q`` and ``k`` become correlated, so ``q.k`` grows as
-    ``d_head`` rather than ``sqrt(d_head)``. With a fixed head dimension (heads grow with width) the two
-    differ by a constant only.
+    TP V (Transformer section, and microsoft/mup's ``MuSharedReadout`` examples that use ``8 / d_head`` for a
+    base head dim of 64): after training ``q`` and ``k`` become correlated, so ``q.k`` grows as ``d_head``
+    rather than ``sqrt(d_head)`` and muP divides by ``d_head``. The constant ``sqrt(d_0)`` (``d_0 =
+    base_head_dim``, the head dim of the base shape) is TP V's tunable attention multiplier set so that muP
+    *is* SP at the base shape: otherwise a muP sweep at the base shape would tune a different model than an SP
+    sweep, with logits ``sqrt(d_head)`` times smaller (4 times at ``d_head = 16``), which trains measurably
+    worse in ``benchmarks/mup_lr_transfer.py``. With a fixed head dimension (heads grow with width, the usual
+    GPT setup, ``base_head_dim=None``) the two scales coincide at every width.
 
     Example:
-        >>> attention_scale(16, "mup"), attention_scale(16, "sp")
-        (0.0625, 0.25)
+        >>> attention_scale(16, "mup"), attention_scale(64, "mup", base_head_dim=16), attention_scale(64, "sp")
+        (0.25, 0.0625, 0.125)
     """
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
-        raise ValueError(f"head_dim must be a positive integer, got {head_dim!r}")
+    for name, value in (("head_dim", head_dim), ("base_head_dim", base_head_dim)):
+        if value is None and name == "base_head_dim":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     p = Parameterization.parse(parameterization)
-    return 1.0 / head_dim if p.scales_width else 1.0 / math.sqrt(head_dim)
+    if not p.scales_width:
+        return 1.0 / math.sqrt(head_dim)
+    d0 = head_dim if base_head_dim is None else base_head_dim
+    return math.sqrt(d0) / head_dim
 
 
 def muon_update_scale(fan_out: int, fan_in: int, adjust_lr_fn: str = "original") -> float:
@@ -719,6 +732,8 @@ def reinit_(
     target: Shape | Mapping[str, int] | None = None,
     *,
     init_std: float = 0.02,
+    hidden_init: str = "fan_in",
+    hidden_gain: float = 1.0,
     mult: Multipliers | None = None,
     roles: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
@@ -727,23 +742,38 @@ def reinit_(
 ) -> nn.Module:
     """Re-initialize ``model`` in place for the target shape; returns it.
 
-    Matrices (``embedding``, ``hidden``, ``unembedding``) are drawn from ``N(0, (init_std * factor)^2)`` with
-    the role's ``scaling(...).init_std`` factor (hidden ``m_w^-1/2``: init variance ``sigma^2 / m_w``, TP V
-    Table 3 / CompleteP Table 1). Biases are zeroed and norm gains set to one. ``zero_unembedding=True``
-    zeroes the head instead (TP V recommends it: a zero readout removes the init-time output
-    fluctuations without changing muP). Other vectors are left as they are.
+    - ``embedding`` and ``unembedding`` weights: ``N(0, init_std^2)`` at every width (TP V Table 3 input
+      weights; the head's ``m_w^-1`` lives in the forward multiplier). ``zero_unembedding=True`` zeroes the
+      head instead (TP V allows it; on the character-LM GPT it trains worse, ``benchmarks/mup_ablation.py``).
+    - ``hidden`` weights, ``hidden_init='fan_in'`` (default): ``N(0, hidden_gain^2 / fan_in)``, fan-in taken
+      at the target shape. Under muP this *is* the rule ``sigma m_w^-1/2`` with ``sigma = hidden_gain /
+      sqrt(fan_in_0)``, the base's own fan-in std (microsoft/mup: the base model keeps PyTorch's fan-in init
+      and ``set_base_shapes`` rescales it); under SP it is TP V Table 3's SP init (variance ``1/fan_in``), so
+      the two coincide at every width, as in that table, and differ only in learning rates and multipliers.
+      ``hidden_init='scaled'``: ``N(0, (init_std m_w^-1/2)^2)`` under muP and ``init_std`` under SP (GPT-2's
+      0.02 at every width, the nanoGPT-mup form). Why the default: with ``init_std = 0.02`` at base width 32
+      (9 times below the fan-in std) wider muP models gained little and lost to SP at its own best lr; with
+      the fan-in std the muP optimum stayed at the same lr from width 32 to 512 and the width-512 loss fell from
+      1.75 to 1.60 (SP's best 1.55); see ``benchmarks/results/mup_ablation.md``.
+    - biases are zeroed and norm gains set to one; other vectors are left as they are.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(8, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
         ...                     nn.Linear(1024, 3))
-        >>> _ = reinit_(net, "mup", Shape(64), Shape(1024), init_std=0.02)
+        >>> _ = reinit_(net, "mup", Shape(64), Shape(1024))
+        >>> round(net[2].weight.std().item(), 3)  # 1 / sqrt(1024) = (1 / sqrt(64)) / sqrt(16)
+        0.031
+        >>> _ = reinit_(net, "mup", Shape(64), Shape(1024), init_std=0.02, hidden_init="scaled")
         >>> round(net[2].weight.std().item(), 3)  # 0.02 / sqrt(16)
         0.005
     """
     m = _as_multipliers(base, target, mult)
     p = Parameterization.parse(parameterization)
-    if not (math.isfinite(init_std) and init_std > 0):
-        raise ValueError(f"init_std must be a positive finite number, got {init_std!r}")
+    for name, value in (("init_std", init_std), ("hidden_gain", hidden_gain)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if hidden_init not in ("fan_in", "scaled"):
+        raise ValueError(f"hidden_init must be 'fan_in' or 'scaled', got {hidden_init!r}")
     roles = _resolve_roles(model, roles, overrides)
     modules = {canonical_name(n): mod for n, mod in _unwrap(model).named_modules()}
     for name, param in _named_parameters(model):
@@ -758,7 +788,11 @@ def reinit_(
         if role == "unembedding" and zero_unembedding:
             param.zero_()
             continue
-        std = init_std * scaling(role, p, m).init_std
+        if role == "hidden" and hidden_init == "fan_in":
+            # Linear (out, in) and Conv (out, in, *kernel): everything after dim 0 feeds one output.
+            std = hidden_gain / math.sqrt(param[0].numel())
+        else:
+            std = init_std * scaling(role, p, m).init_std
         param.normal_(0.0, std, generator=generator)
     return model
 

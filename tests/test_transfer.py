@@ -109,7 +109,17 @@ def test_sp_keeps_base_values_at_every_shape():
         s = scaling(role, "sp", Multipliers(8.0, 4.0))
         assert (s.init_std, s.lr, s.weight_decay, s.eps, s.forward) == (1, 1, 1, 1, 1)
     assert attention_scale(16, "sp") == pytest.approx(1 / 4)
-    assert attention_scale(16, "mup") == pytest.approx(1 / 16)
+
+
+def test_mup_attention_scale_is_sp_at_the_base_head_dim_and_falls_as_inverse_head_dim():
+    # sqrt(d_0) / d_head: equal to SP's 1/sqrt(d_head) at d_head = d_0, then 1/d_head (TP V), not 1/sqrt(d_head)
+    assert attention_scale(16, "mup") == attention_scale(16, "sp") == pytest.approx(1 / 4)
+    assert attention_scale(16, "mup", base_head_dim=16) == pytest.approx(1 / 4)
+    assert attention_scale(64, "mup", base_head_dim=16) == pytest.approx(1 / 16)
+    assert attention_scale(256, "completep", base_head_dim=16) / attention_scale(
+        64, "completep", base_head_dim=16
+    ) == pytest.approx(1 / 4)
+    assert attention_scale(256, "sp") / attention_scale(64, "sp") == pytest.approx(1 / 2)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd", "muon"])
@@ -258,7 +268,7 @@ def test_param_groups_give_each_parameter_once_with_its_roles_values():
 
 
 def test_reinit_hidden_std_shrinks_as_inverse_sqrt_width():
-    model = reinit_(mlp(1024), "mup", Shape(64), Shape(1024), init_std=0.08)
+    model = reinit_(mlp(1024), "mup", Shape(64), Shape(1024), init_std=0.08, hidden_init="scaled")
     assert model[2].weight.std().item() == pytest.approx(0.08 / 4, rel=0.02)
     assert model[0].weight.std().item() == pytest.approx(0.08, rel=0.05)
     assert model[2].bias.abs().max().item() == 0.0
@@ -266,11 +276,39 @@ def test_reinit_hidden_std_shrinks_as_inverse_sqrt_width():
     assert zero[4].weight.abs().max().item() == 0.0
 
 
+def test_fan_in_init_is_the_base_fan_in_std_over_sqrt_m_w_and_equal_to_sp():
+    # hidden std 1/sqrt(fan_in): at the base shape (width 32) that is 1/sqrt(32) for c_fc and 1/sqrt(128) for
+    # the MLP's c_proj (fan-in 4n); at width 512 (m_w = 16) both are 4 times smaller, sigma_0 / sqrt(m_w).
+    base, wide = gpt(32), gpt(512)
+    for name, fan_in_0 in (("blocks.0.mlp.c_fc.weight", 32), ("blocks.0.mlp.c_proj.weight", 128)):
+        std_0 = dict(base.named_parameters())[name].std().item()
+        std_w = dict(wide.named_parameters())[name].std().item()
+        assert std_0 == pytest.approx(fan_in_0**-0.5, rel=0.05)
+        assert std_w == pytest.approx(std_0 / 4, rel=0.05)
+    sp = gpt(512, parameterization="sp")
+    assert sp.blocks[0].attn.c_attn.weight.std().item() == pytest.approx(512**-0.5, rel=0.05)
+    # embeddings and the head keep init_std at every width
+    assert wide.wte.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert wide.lm_head.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    with pytest.raises(ValueError, match="hidden_init must be 'fan_in' or 'scaled'"):
+        reinit_(mlp(64), "mup", Shape(64), Shape(64), hidden_init="kaiming")
+
+
+def test_gpt_at_the_base_shape_is_the_same_model_in_every_parameterization():
+    torch.manual_seed(0)
+    idx = torch.randint(VOCAB, (2, 16))
+    losses = []
+    for p in ("sp", "mup", "completep"):
+        torch.manual_seed(1)
+        losses.append(gpt(32, parameterization=p)(idx, idx)[1].item())
+    assert losses[0] == losses[1] == losses[2]
+
+
 def test_gpt_carries_the_forward_multipliers():
     model = gpt(128, depth=8, parameterization="completep")  # m_w = 4, m_d = 4
     assert model.blocks[0].residual == pytest.approx(1 / 4)
     assert model.output_mult == pytest.approx(1 / 4)
-    assert model.blocks[0].attn.scale == pytest.approx(1 / 16)
+    assert model.blocks[0].attn.scale == pytest.approx(1 / 4)  # head dim 16 at every width: SP's scale
     sp = gpt(128, depth=8, parameterization="sp")
     assert (sp.blocks[0].residual, sp.output_mult, sp.blocks[0].attn.scale) == (1.0, 1.0, 0.25)
 
@@ -374,10 +412,16 @@ def test_mup_activations_stay_flat_from_width_32_to_512(mup_coords):
 
 def test_sp_activations_grow_with_width_and_with_training(sp_coords, mup_coords):
     sp_last, sp_init = coord_slopes(sp_coords), coord_slopes(sp_coords, step=0)
-    assert max(sp_last.values()) > 1.0
-    assert max(sp_last.values()) > max(sp_init.values()) + 0.3  # updates add growth on top of SP's init
+    assert max(sp_last.values()) > 0.5  # 5 times muP's bound
+    # Both draw hidden matrices with std 1/sqrt(fan_in) (TP V Table 3), so at init only SP's head (no m_w^-1)
+    # grows with width; after 5 steps at a fixed lr, SP's updates (entry size lr, summed over n inputs) make
+    # every residual branch's output grow with width too, while muP's (lr / m_w) do not.
+    assert max(sp_init.values()) == pytest.approx(sp_init["lm_head"]) and sp_init["lm_head"] > 0.4
     mup_last = coord_slopes(mup_coords)
-    assert sum(sp_last[k] > mup_last[k] + 0.3 for k in mup_last) >= len(mup_last) // 2
+    branches = [k for k in sp_last if k.endswith("c_proj")]
+    assert len(branches) == 4
+    for k in branches:
+        assert abs(sp_init[k]) < 0.1 and sp_last[k] > 0.3 and abs(mup_last[k]) <= 0.1, k
 
 
 def test_coord_slopes_recover_a_known_power_law():

@@ -75,7 +75,8 @@ class GPTConfig:
     parameterization: str = "mup"
     base_width: int = 64
     base_depth: int = 2
-    init_std: float = 0.02
+    init_std: float = 0.02  # embeddings and head (and hidden matrices with hidden_init="scaled")
+    hidden_init: str = "fan_in"  # hidden matrices N(0, 1/fan_in): see hpo.transfer.reinit_
     mlp_ratio: int = 4
 
     def __post_init__(self) -> None:
@@ -105,7 +106,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head = cfg.n_embd // cfg.head_dim
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
-        self.scale = attention_scale(cfg.head_dim, cfg.parameterization)
+        # The base has the same head dim (heads grow in number), so muP's scale equals SP's 1/sqrt(d_head).
+        self.scale = attention_scale(cfg.head_dim, cfg.parameterization, base_head_dim=cfg.head_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -165,7 +167,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.output_mult = output_multiplier(cfg.parameterization, mult)
-        reinit_(self, cfg.parameterization, cfg.base, cfg.shape, init_std=cfg.init_std)
+        reinit_(self, cfg.parameterization, cfg.base, cfg.shape, init_std=cfg.init_std, hidden_init=cfg.hidden_init)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -256,17 +258,20 @@ def train(
     seed: int = 0,
     eval_batches: int = 8,
     optimizer: str = "adamw",
+    device: str | torch.device = "cpu",
 ) -> float:
     """Train a fresh ``GPT(cfg)`` (linear warm-up, cosine decay to 10%); returns the validation loss.
 
     A diverged run returns ``inf``. The data order depends only on ``seed``, so runs that differ in shape or
-    learning rate see the same batches.
+    learning rate see the same batches (batches are drawn on the CPU and moved to ``device``, so a GPU run
+    sees the same data as a CPU run; the init is drawn on the CPU too).
     """
     torch.manual_seed(seed)
-    model = GPT(cfg)
+    model = GPT(cfg).to(device)
     groups = model.param_groups(lr, weight_decay, eps, optimizer)
     if optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, betas=betas)
+        # The fused kernel updates every group in one launch on a GPU (the foreach default on a CPU).
+        opt = torch.optim.AdamW(groups, betas=betas, fused=True if torch.device(device).type == "cuda" else None)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(groups, momentum=0.9)
     else:
@@ -285,8 +290,9 @@ def train(
         for g, base_lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = base_lr * factor
         x, y = get_batch(corpus.train, cfg.block_size, batch_size, data_gen)
-        _, loss = model(x, y)
-        if not torch.isfinite(loss):
+        _, loss = model(x.to(device), y.to(device))
+        # Checking every step would synchronize a GPU each step; a diverged run stays non-finite anyway.
+        if (step % 25 == 0 or step == steps - 1) and not torch.isfinite(loss):
             return float("inf")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -295,7 +301,7 @@ def train(
     eval_gen = torch.Generator().manual_seed(10_000)
     with torch.no_grad():
         losses = [
-            model(*get_batch(corpus.val, cfg.block_size, batch_size, eval_gen))[1].item()
+            model(*(t.to(device) for t in get_batch(corpus.val, cfg.block_size, batch_size, eval_gen)))[1].item()
             for _ in range(eval_batches)
         ]
     value = sum(losses) / len(losses)
