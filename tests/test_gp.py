@@ -70,6 +70,18 @@ def test_power_warp_is_monotone_standardized_and_tames_a_heavy_tail():
     assert np.all(np.diff(r) > 0)
 
 
+def test_robust_warp_is_affine_in_the_bulk_and_compresses_only_the_bad_tail():
+    y = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 1e6])
+    z = warp_targets(y, "robust")
+    assert np.all(np.diff(z) > 0) and abs(z.mean()) < 1e-9 and abs(z.std() - 1) < 1e-9
+    # within 3 robust standard deviations of the median (and on the whole good side) the map is affine: the
+    # differences near the optimum keep their ratios, which a power transform would bend
+    slope = (z[1] - z[0]) / (y[1] - y[0])
+    assert np.allclose(np.diff(z[:6]) / np.diff(y[:6]), slope)
+    # the diverged value is pulled in to a logarithmic distance instead of 1e6 / IQR
+    assert (z[6] - z[5]) < 50 * slope
+
+
 def test_failed_trials_are_imputed_with_the_worst_value_and_steer_the_model_away():
     assert impute_failed(np.array([1.0, np.nan, 3.0, -np.inf]))[0].tolist() == [1.0, 3.0, 3.0, 3.0]
     X, y = quadratic_data(20)

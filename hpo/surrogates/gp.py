@@ -33,8 +33,10 @@ Robustness (a sweep never dies of a numerical accident)
 - Heavy tails: ``warp="power"`` (default) centres ``y`` on its median, scales it by its interquartile range,
   compresses the bad tail beyond 3 logarithmically, then applies a Yeo-Johnson power transform with its
   maximum-likelihood ``lambda`` (clipped to ``[-2, 2]``), as HEBO does (Cowen-Rivers et al., JAIR 2022); a loss
-  that explodes for bad configs no longer flattens the model near the optimum. ``"rank"`` (a Gaussian copula,
-  ``z = Phi^-1((rank + 1/2) / n)``) and ``"standardize"`` are the alternatives.
+  that explodes for bad configs no longer flattens the model near the optimum. ``"robust"`` is the same without the
+  power transform (affine within 3 robust standard deviations and on the whole good side, so the differences near the
+  optimum keep their ratios); ``"rank"`` (a Gaussian copula, ``z = Phi^-1((rank + 1/2) / n)``) and ``"standardize"``
+  are the other alternatives.
 - Constant ``y`` (or one point) gives ``z = 0``: the GP is then its prior, which is what we know.
 - Duplicated inputs are fine: the noise variance is kept ``>= 1e-6``.
 - A failed Cholesky is retried with jitter ``1e-8 .. 1e-4`` (as GPyTorch's ``psd_safe_cholesky``), then the fit is
@@ -137,7 +139,8 @@ def _robust_scale(y: np.ndarray, std: float, c: float = 3.0) -> np.ndarray:
 def warp_targets(y: np.ndarray, warp: str = "power") -> np.ndarray:
     """Finite objectives ``y (n,)`` -> standardized, monotonically warped targets ``z (n,)``.
 
-    ``warp``: ``"power"`` (robust scaling, Yeo-Johnson, then standardized again), ``"rank"`` (Gaussian
+    ``warp``: ``"power"`` (robust scaling, Yeo-Johnson, then standardized again), ``"robust"`` (robust scaling
+    with the bad tail compressed, then standardized), ``"rank"`` (Gaussian
     copula of the ranks; ties share their mean rank) or ``"standardize"``. Constant input gives zeros.
 
     Example:
@@ -164,10 +167,12 @@ def warp_targets(y: np.ndarray, warp: str = "power") -> np.ndarray:
         except (ValueError, FloatingPointError, RuntimeError):
             lam = 1.0
         z = stats.yeojohnson(ys, lmbda=lam)
+    elif warp == "robust":
+        z = _robust_scale(y, std)
     elif warp == "standardize":
         z = y
     else:
-        raise ValueError(f"unknown warp {warp!r}; use 'power', 'rank' or 'standardize'")
+        raise ValueError(f"unknown warp {warp!r}; use 'robust', 'power', 'rank' or 'standardize'")
     z = np.asarray(z, dtype=float)
     zs = z.std()
     if not np.isfinite(zs) or zs <= 1e-12:
@@ -369,7 +374,7 @@ class GPSurrogate:
     Args:
         d: number of unit-cube coordinates.
         choice_dims: ``{coordinate: number of choices}`` of categorical parameters (see :func:`choice_dims_of`).
-        warp: output warp, ``"power"``, ``"rank"`` or ``"standardize"`` (see :func:`warp_targets`).
+        warp: output warp, ``"power"``, ``"robust"``, ``"rank"`` or ``"standardize"`` (see :func:`warp_targets`).
         always_refit_below: refit ``theta`` on every call while ``n`` is below this.
         refit_growth: beyond it, refit when ``n >= (1 + refit_growth) * n_at_last_fit``.
         cold_maxiter, warm_maxiter: L-BFGS-B iteration caps for a fit from the priors' modes and from the last
@@ -394,8 +399,8 @@ class GPSurrogate:
         cold_maxiter: int = 200,
         warm_maxiter: int = 30,
     ) -> None:
-        if warp not in ("power", "rank", "standardize"):
-            raise ValueError(f"unknown warp {warp!r}; use 'power', 'rank' or 'standardize'")
+        if warp not in ("robust", "power", "rank", "standardize"):
+            raise ValueError(f"unknown warp {warp!r}; use 'robust', 'power', 'rank' or 'standardize'")
         self.d = int(d)
         self.choice_dims = {int(j): int(k) for j, k in (choice_dims or {}).items()}
         self.warp = warp
