@@ -6,14 +6,15 @@ rule (entropy search); these fix the other rules so that one harness run compare
     python -m benchmarks run taskset --methods freeze_thaw \\
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawEI \\
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawHorizon \\
-        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawNext
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawNext \\
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromote
 """
 
 from __future__ import annotations
 
 from schedulers.freeze_thaw import FreezeThawScheduler
 
-__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon", "FreezeThawNext"]
+__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon", "FreezeThawNext", "FreezeThawPromote"]
 
 
 class FreezeThawEntropy(FreezeThawScheduler):
@@ -42,3 +43,14 @@ class FreezeThawNext(FreezeThawScheduler):
 
     def __init__(self, space, metric, mode="min", **options) -> None:
         super().__init__(space, metric, mode, **{"acquisition": "ei_next", **options})
+
+
+class FreezeThawPromote(FreezeThawScheduler):
+    """ASHA's promotion by the model's forecasts of the final value, segments ending at 1, 3, 9, 27, 50 steps, new
+    configs by expected improvement of their final value, none within 0.2 of a tried one in the unit cube (about half
+    the distance between TaskSet's tabulated settings, whose nearest neighbour answers a config: a closer config is
+    mostly the same setting again)."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"acquisition": "promote", "segment_growth": 3.0,
+                                                 "min_distance": 0.2, **options})

@@ -31,13 +31,15 @@ class FreezeThawScheduler(Scheduler):
         acquisition: ``"entropy"`` (the paper's entropy search per unit cost), ``"ei"`` (expected improvement of
             the final value per unit of cost to finish), ``"ei_horizon"`` (ifBO's expected improvement at a
             random horizon) or ``"ei_next"`` (DyHPO's expected improvement at the next segment's end over the best
-            value seen at that step).
+            value seen at that step) or ``"promote"`` (ASHA's promotion ranked by the model's forecasts, new configs
+            by expected improvement; with ``segment_growth=3``).
         segment_steps: steps between decisions for a thawed trial (default ``max_step / 10``).
         min_steps: steps a new trial trains before it can be paused (default ``fidelity.low``).
         n_initial: random configs (their first segment) before the model decides.
         seed: seeds candidates and Monte Carlo.
         **options: further :class:`~hpo.surrogates.freeze_thaw.FreezeThawPolicy` options (``n_candidates``,
-            ``basket_paused``, ``basket_new``, ``n_samples``, ``n_fantasies``, ``refit_growth``, ``cost_key``).
+            ``basket_paused``, ``basket_new``, ``segment_growth``, ``min_distance``, ``n_samples``, ``n_fantasies``,
+            ``refit_growth``, ``cost_key``).
 
     Used with :class:`~searchers.freeze_thaw.FreezeThawSearcher` (``searcher="freeze_thaw"``), both share this
     scheduler's model and plan; with another searcher, a "new config" decision takes that searcher's config.

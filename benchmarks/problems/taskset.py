@@ -2,7 +2,7 @@
 
 Metz et al., "Using a thousand optimization tasks to learn hyperparameter search strategies" (2020), as
 redistributed with DyHPO's code (Wistuba, Kadra, Grabocka, NeurIPS 2022). Data: ``../shared/data/taskset`` beside
-the repository (see its README).
+the repository (see its README), or the folder in the environment variable ``HPO_TASKSET_DIR``.
 
 Notation
 --------
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -37,8 +38,10 @@ from hpo.space import Fidelity, Float, Space
 
 __all__ = ["DATA_DIR", "PROBLEMS", "TASKS", "TaskSetProblem", "TrialDiverged", "taskset_space"]
 
-# Benchmarks may read the shared data beside the repository; the hpo package never does.
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "taskset"
+# Benchmarks may read the shared data beside the repository; the hpo package never does. HPO_TASKSET_DIR points
+# elsewhere (a machine without ../shared).
+DATA_DIR = Path(os.environ.get("HPO_TASKSET_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "data"
+                / "taskset")
 
 TASKS: tuple[str, ...] = (
     "FixedTextRNNClassification_imdb_patch128_LSTM128_avg_bs64",
@@ -92,7 +95,10 @@ def _load(task: str) -> tuple[np.ndarray, np.ndarray]:
     """Raw hyperparameters in the space's units, ``(N, 8)``, and validation losses ``(N, T)`` (checkpoint 0 cut)."""
     path = DATA_DIR / f"{task}.json.gz"
     if not path.exists():
-        raise FileNotFoundError(f"TaskSet data {path} is missing; the benchmark reads ../shared/data/taskset")
+        raise FileNotFoundError(
+            f"TaskSet data {path} is missing; set HPO_TASKSET_DIR to the folder of the *.json.gz files "
+            "(default ../shared/data/taskset)"
+        )
     with gzip.open(path) as f:
         runs = json.load(f)
     hp = np.array(

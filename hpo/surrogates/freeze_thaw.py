@@ -941,7 +941,7 @@ class Plan:
     rule: str = "warmup"
 
 
-_RULES = ("entropy", "ei", "ei_horizon", "ei_next")
+_RULES = ("entropy", "ei", "ei_horizon", "ei_next", "promote")
 
 
 class FreezeThawPolicy:
@@ -962,6 +962,10 @@ class FreezeThawPolicy:
     - ``"ei_next"``: as in DyHPO (Wistuba et al., NeurIPS 2022), the expected improvement of each member's value
       at the end of its next segment over the best value any trial showed at that step: a new config competes
       with every first segment seen, a thawed trial with the few that got as far.
+    - ``"promote"``: ASHA's asynchronous promotion (Li et al., MLSys 2020) ranked by the model's forecasts of the
+      final value rather than by the value at the rung, with new configs by expected improvement of their final
+      value; with ``segment_growth`` (segments end at ``min_steps`` times its powers) it is ASHA with a
+      learning-curve model. The cheapest rule, and the best we measured on TaskSet (benchmarks/results).
 
     Entropy search only learns; when one paused trial is likely the best run (``P_min >= exploit_pmin`` among the
     runs that exist), it is thawed so that the sweep also finishes its best run. New configs are scored by the
@@ -977,8 +981,12 @@ class FreezeThawPolicy:
 
     Args:
         space, metric, mode: the sweep's.
-        acquisition: ``"entropy"``, ``"ei"``, ``"ei_horizon"`` or ``"ei_next"``.
+        acquisition: ``"entropy"``, ``"ei"``, ``"ei_horizon"``, ``"ei_next"`` or ``"promote"``.
         segment_steps: steps a thawed trial runs before the next decision (default: ``max_step / 10``, >= 1).
+        segment_growth: instead, geometric segments: a thawed trial at step ``s`` runs to ``s * segment_growth``
+            (``"promote"`` also keeps the best ``1 / segment_growth`` of each step's trials).
+        min_distance: a new config closer than this to a tried one (in the unit cube) is not started: a near-copy
+            (default 0: no limit).
         min_steps: steps a new trial runs before it may be paused (default: ``fidelity.low``).
         n_initial: curves (random Sobol configs) before the model decides.
         n_candidates: new candidates scored per decision.
@@ -1017,6 +1025,8 @@ class FreezeThawPolicy:
         n_fantasies: int = 5,
         refit_growth: float = 0.2,
         explore: float = 0.25,
+        segment_growth: float | None = None,
+        min_distance: float = 0.0,
         exploit_pmin: float = 0.5,
         cost_key: str = "wall_seconds",
         seed: int = 0,
@@ -1045,6 +1055,13 @@ class FreezeThawPolicy:
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"explore must be a probability in [0, 1], got {explore}")
         self.explore = float(explore)
+        if segment_growth is not None and not segment_growth > 1:
+            raise ValueError(f"segment_growth must be > 1 (e.g. 3: segments end at 1, 3, 9, 27 steps), got "
+                             f"{segment_growth}")
+        self.segment_growth = None if segment_growth is None else float(segment_growth)
+        if not min_distance >= 0:
+            raise ValueError(f"min_distance must be >= 0 (a distance in the unit cube), got {min_distance}")
+        self.min_distance = float(min_distance)
         self.exploit_pmin = float(exploit_pmin)
         self._last_p_min = self._last_p_min_runs = np.zeros(1)
         self.max_points, self.max_fit_curves, self.max_curves = int(max_points), int(max_fit_curves), int(max_curves)
@@ -1060,7 +1077,12 @@ class FreezeThawPolicy:
 
     def next_stop(self, trial: Trial) -> int:
         """A new trial runs ``min_steps``; a thawed one ``segment_steps`` more."""
-        step = self.min_steps if trial.last_step == 0 else trial.last_step + self.segment_steps
+        if trial.last_step == 0:
+            step = self.min_steps
+        elif self.segment_growth is not None:
+            step = max(trial.last_step + 1, round(trial.last_step * self.segment_growth))
+        else:
+            step = trial.last_step + self.segment_steps
         return min(step, self.space.max_step)
 
     def in_warmup(self, history: History) -> bool:
@@ -1156,7 +1178,10 @@ class FreezeThawPolicy:
         best_final = self._incumbent(history, data)
         log_ei = log_expected_improvement(mean, sd, best_final)
 
-        if self.acquisition == "ei_horizon":
+        if self.acquisition == "promote":
+            score = self._promote_scores(history, paused, last, final_mean, row, log_ei, n_p)
+            members = np.arange(n_p + n_c)
+        elif self.acquisition == "ei_horizon":
             horizon = int(rng.integers(1, max_step + 1))
             t_h = torch.as_tensor(np.minimum(last + horizon, max_step) / max_step, dtype=_DTYPE)
             with torch.no_grad():
@@ -1196,18 +1221,51 @@ class FreezeThawPolicy:
         names = [f"trial {t.trial_id}" for t in paused] + [f"new {k}" for k in range(n_c)]
         scores = {names[i]: float(score[i]) for i in order[:32] if np.isfinite(score[i])}
         seen = self._seen_keys(history)
+        twin = self._twins(gp, cand)
         explore = rng.random() < self.explore
         for i in order:
             if i < n_p:
+                if score[i] == -np.inf and self.acquisition == "promote":
+                    continue  # not promotable: a new config (the searcher's Sobol point if no candidate is left)
                 return Plan(paused[i].trial_id, None, scores, self.acquisition)
             if explore:
                 # Epsilon-greedy, as AEGiS (De Ath et al., 2021): a stationary GP is overconfident where good
                 # configs are rare needles (TaskSet: 5%), so some new configs are plain Sobol points.
                 i = n_p + int(rng.integers(self.n_candidates))
             config = self.space.decode(cand[i - n_p])
-            if self.space.key(config) not in seen:
+            if self.space.key(config) not in seen and not twin[i - n_p]:
                 return Plan(None, cand[i - n_p], scores, "explore" if explore else self.acquisition)
         return Plan(None, None, scores, self.acquisition)
+
+    def _twins(self, gp: FreezeThawGP, cand: np.ndarray) -> np.ndarray:
+        """True for candidates closer than ``min_distance`` (in the unit cube) to a tried config: training that
+        config on says more than starting its near-copy, and on a tabulated benchmark (TaskSet answers a config by
+        its nearest tabulated setting) the copy *is* it."""
+        if self.min_distance <= 0:
+            return np.zeros(len(cand), dtype=bool)
+        U = torch.as_tensor(cand, dtype=_DTYPE).reshape(len(cand), -1)
+        return (torch.cdist(U, gp.data.X).min(-1).values < self.min_distance).numpy()
+
+    def _promote_scores(self, history: History, paused: list[Trial], last: np.ndarray, final_mean: np.ndarray,
+                        row: dict[int, int], log_ei: np.ndarray, n_p: int) -> np.ndarray:
+        """ASHA's promotion with the model's forecasts: a paused trial at step ``s`` is thawed when its predicted
+        final value is among the best ``floor(n / eta)`` of the ``n`` trials that got to ``s`` (``eta``:
+        ``segment_growth``, default 3), the best predicted first; otherwise a new config by expected improvement.
+        Trials the model leaves out (its curve cap drops the worst short curves) count as peers that lose."""
+        eta = self.segment_growth or 3.0
+        reach = np.array([t.last_step for t in history if t.status is not TrialStatus.FAILED], dtype=float)
+        modelled = np.array([final_mean[row[t.trial_id]] if t.trial_id in row else np.inf for t in history
+                             if t.status is not TrialStatus.FAILED])
+        score = log_ei.copy()
+        for i in range(n_p):
+            peers = reach >= last[i]
+            k = int(peers.sum() // eta)
+            own = final_mean[row[paused[i].trial_id]]
+            if k >= 1 and own <= np.partition(modelled[peers], k - 1)[k - 1]:
+                score[i] = 1e6 - own  # promotable: before every new config, the best forecast first
+            else:
+                score[i] = -np.inf
+        return score
 
     def _candidates(self, data: CurveData, final_mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``n_candidates`` Sobol points, and a quarter as many Gaussian perturbations (sd 0.05 in the unit cube)
