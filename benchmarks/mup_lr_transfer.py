@@ -18,7 +18,7 @@ sources).
 Usage::
 
     python -m benchmarks.mup_lr_transfer --preset quick   # widths 32..256, 2 seeds, 200 steps (CPU)
-    python -m benchmarks.mup_lr_transfer --preset depth   # depths 2..16 at width 32, 1 seed, 200 steps (CPU)
+    python -m benchmarks.mup_lr_transfer --preset depth   # depths 2..16 at width 32, 1 seed, 300 steps (CPU)
     python -m benchmarks.mup_lr_transfer --preset full    # widths 32..256, depths 2..16, 3 seeds, 300 steps
     python -m benchmarks.mup_lr_transfer --preset gpu --device cuda --jobs 12 --time-limit 420 --out-dir DIR
     python -m benchmarks.mup_lr_transfer --report-only DIR/mup_lr_transfer_gpu.json   # md + png from a JSON
@@ -99,9 +99,9 @@ PRESETS: dict[str, Settings] = {
         command="python -m benchmarks.mup_lr_transfer --preset depth",
         widths=(),
         depths=(2, 4, 8, 16),
-        log2_lrs=tuple(range(-10, -3)),
+        log2_lrs=tuple(range(-9, -3)),
         seeds=(0,),
-        steps=200,
+        steps=300,
         batch_size=8,
         block_size=64,
         depth_width=32,

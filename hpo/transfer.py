@@ -5,7 +5,7 @@ Notation
 - ``n``, ``L``: width (``d_model``) and depth (number of residual blocks) of a model; ``Shape(width=n,
   depth=L)``.
 - ``n_0``, ``L_0``: the *base* shape, where the hyperparameters were tuned. Every parameterization coincides
-  with SP there (but for the attention scale, see ``attention_scale``), so a base-shape sweep is an ordinary
+  with SP there (init, learning rates, multipliers and attention scale), so a base-shape sweep is an ordinary
   sweep.
 - ``m_w = n / n_0``, ``m_d = L / L_0``: width and depth multipliers (``Multipliers``).
 - ``alpha``: depth exponent. Residual branches are ``x + m_d^-alpha * F(LN(x))``; depth-muP has ``alpha =
@@ -38,8 +38,10 @@ vector         (0 / 1)   1               0             m_w^-1
 unembedding    1         1               1             m_w^-1       m_w^-1 (on its input)
 =============  ========  ==============  ============  ===========  =====================
 
-plus attention logits ``q.k / d_head`` instead of ``q.k / sqrt(d_head)`` (Tensor Programs V, its Transformer
-section). ``scaling`` states the source next to each rule; SGD and Muon have their own tables there.
+plus attention logits ``q.k sqrt(d_0) / d_head`` instead of ``q.k / sqrt(d_head)`` (Tensor Programs V, its
+Transformer section; ``d_0`` the base's head dim). ``sigma`` for hidden matrices is the base's fan-in std
+``1/sqrt(fan_in_0)`` by default, so their init is ``N(0, 1/fan_in)`` at every width (``reinit_``).
+``scaling`` states the source next to each rule; SGD and Muon have their own tables there.
 
 Weight decay: PyTorch's AdamW, SGD and Muon all decay ``p <- p - lr * lambda * p``, so the decay per step is
 the product ``lr * lambda``. Every rule here divides ``lambda`` by the width factor of ``lr``, keeping that
@@ -839,8 +841,8 @@ class Transfer:
         f = self.forward
         lines.append(
             f"  forward: residual x + {f['residual_multiplier']:.4g} * F(LN(x)); head input * "
-            f"{f['output_multiplier']:.4g}; attention logits q.k / "
-            + ("d_head" if p.scales_width else "sqrt(d_head)")
+            f"{f['output_multiplier']:.4g}; attention logits q.k "
+            + ("* sqrt(d_0) / d_head (= 1/sqrt(d_head) at a fixed head dim)" if p.scales_width else "/ sqrt(d_head)")
         )
         if self.unchanged:
             lines.append("  unchanged: " + ", ".join(f"{k}={v!r}" for k, v in self.unchanged.items()))
