@@ -32,7 +32,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export CUDA_VISIBLE_DEVICES=""  # CPU runs, as on the development machine: the regret must not depend on the card
 
 {
-    echo "start $(date -u +%FT%TZ) jobs=$JOBS budget_s=$BUDGET_S nproc=$(nproc)"
+    echo "start $(date -u +%FT%TZ) jobs=$JOBS budget_s=$BUDGET_S nproc=$(nproc --all)"
     "$PY" -c "import sys, torch, botorch, gpytorch, optuna; print(sys.version.split()[0], 'torch', torch.__version__,
 'botorch', botorch.__version__, 'gpytorch', gpytorch.__version__, 'optuna', optuna.__version__)"
 } >>"$LOG" 2>&1
@@ -40,22 +40,37 @@ export CUDA_VISIBLE_DEVICES=""  # CPU runs, as on the development machine: the r
 STAMP="$OUT/.start"
 touch "$STAMP"
 METHODS="aegis gp_ei optuna_gp"
+# An ablation, after the three methods' 4-worker runs: AEGiS without its Pareto move (VARIANTS="" to skip).
+VARIANTS=${VARIANTS-benchmarks.aegis_variants:AEGiSThompsonOnly}
+# Phases "workers seeds methods": 4 workers first (seeds 0-4, then 5-9, so that a grid cut off by the deadline still
+# has balanced seeds), then 1, 8, 16 workers.
+PHASES="4|5|$METHODS
+4|10|$METHODS
+4|10|$VARIANTS
+1|5|$METHODS
+1|10|$METHODS
+8|5|$METHODS
+8|10|$METHODS
+16|5|$METHODS
+16|10|$METHODS"
 # One overall deadline; timeout signals its whole process group, so the harness's worker processes stop too. A run
 # cut off mid-way leaves no file (records are written to a temporary name and renamed).
-timeout -k 15 "$BUDGET_S" bash -c "
-    for spec in '4 5' '4 10' '1 5' '1 10' '8 5' '8 10' '16 5' '16 10'; do
-        set -- \$spec
-        echo \"== workers \$1 seeds 0..\$((\$2 - 1)) \$(date -u +%T)\"
-        $PY -m benchmarks run synthetic --methods $METHODS --seeds \$2 --workers \$1 --jobs $JOBS \\
-            --out $RESULTS $EXTRA_ARGS
-    done
-" >>"$LOG" 2>&1
+export PY JOBS RESULTS EXTRA_ARGS PHASES
+timeout -k 15 "$BUDGET_S" bash -c '
+    while IFS="|" read -r w n methods; do
+        [ -n "$methods" ] || continue
+        echo "== workers $w seeds 0..$((n - 1)) methods $methods $(date -u +%T)"
+        # shellcheck disable=SC2086
+        "$PY" -m benchmarks run synthetic --methods $methods --seeds "$n" --workers "$w" --jobs "$JOBS" \
+            --out "$RESULTS" $EXTRA_ARGS
+    done <<< "$PHASES"
+' >>"$LOG" 2>&1
 rc=$?
 echo "grid finished rc=$rc (124 = cut off by BUDGET_S) $(date -u +%FT%TZ)" >>"$LOG"
 
 # The three methods' records (all of them: small JSON, about 10 kB a run), and a list of the ones new in this call.
 find "$RESULTS/raw/synthetic" -name '*.json' -newer "$STAMP" >"$OUT/new_runs.txt" 2>/dev/null
-files=$(for m in $METHODS; do find "$RESULTS/raw/synthetic" -path "*/$m/*.json"; done)
+files=$(for m in $METHODS $VARIANTS; do find "$RESULTS/raw/synthetic" -path "*/$m/*.json"; done)
 # shellcheck disable=SC2086
 tar czf "$OUT/synthetic_raw.tgz" $files
 echo "$(wc -l <"$OUT/new_runs.txt") new runs; $(echo "$files" | wc -w) records in $OUT/synthetic_raw.tgz" | tee -a "$LOG"

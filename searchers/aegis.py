@@ -89,9 +89,10 @@ def aegis_epsilon(d: int) -> float:
     return min(1.0 / math.sqrt(max(int(d), 4)), 0.5)
 
 
-def choose_move(rng: np.random.Generator, epsilon: float) -> Move:
-    """Draw one move: Thompson with probability ``eps``, Pareto with probability ``eps``, else exploit
-    (probability ``1 - 2 eps``). Paper, Algorithm 1; ``eps`` must lie in ``[0, 1/2]``.
+def choose_move(rng: np.random.Generator, epsilon: float, eta: float = 0.5) -> Move:
+    """Draw one move: Thompson with probability ``2 eps eta``, Pareto with probability ``2 eps (1 - eta)``, else
+    exploit (probability ``1 - 2 eps``). Paper, Algorithm 1, where ``eta = 1/2`` (the authors' code names it
+    ``eta``): each exploratory move has probability ``eps``. ``eps`` must lie in ``[0, 1/2]``, ``eta`` in ``[0, 1]``.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -101,8 +102,10 @@ def choose_move(rng: np.random.Generator, epsilon: float) -> Move:
     """
     if not 0.0 <= epsilon <= 0.5:
         raise ValueError(f"epsilon must lie in [0, 0.5] (two moves of probability epsilon each), got {epsilon}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta (the Thompson share of exploratory moves) must lie in [0, 1], got {eta}")
     r = rng.random()
-    if r < epsilon:
+    if r < 2.0 * epsilon * eta:
         return Move.THOMPSON
     if r < 2.0 * epsilon:
         return Move.PARETO
@@ -237,6 +240,8 @@ class AEGiSSearcher(Searcher):
         space: the search space.
         seed: seeds every random choice; a suggestion depends on ``(space, history, seed)`` and the warm-start cache.
         epsilon: probability of each exploratory move (default :func:`aegis_epsilon` of the dimension).
+        eta: the Thompson share of the exploratory moves (default 1/2, the paper's; 1 = no Pareto moves, 0 = no
+            Thompson moves), for ablations.
         n_initial: space-filling (scrambled Sobol) trials before the model is used (default ``2 d``).
         pending: ``"believer"`` (condition exploratory moves on pending points) or ``"ignore"`` (the paper).
         warp: the GP's output warp (:func:`hpo.surrogates.gp.warp_targets`).
@@ -259,6 +264,7 @@ class AEGiSSearcher(Searcher):
         space: Space,
         seed: int = 0,
         epsilon: float | None = None,
+        eta: float = 0.5,
         n_initial: int | None = None,
         pending: str = "believer",
         warp: str = "power",
@@ -274,6 +280,9 @@ class AEGiSSearcher(Searcher):
         self.epsilon = aegis_epsilon(space.dim) if epsilon is None else float(epsilon)
         if not 0.0 <= self.epsilon <= 0.5:
             raise ValueError(f"epsilon must lie in [0, 0.5], got {self.epsilon}")
+        if not 0.0 <= float(eta) <= 1.0:
+            raise ValueError(f"eta (the Thompson share of exploratory moves) must lie in [0, 1], got {eta}")
+        self.eta = float(eta)
         self.n_initial = max(2 * space.dim, 2) if n_initial is None else int(n_initial)
         self.pending = pending
         self.raw_samples, self.num_restarts, self.maxiter = int(raw_samples), int(num_restarts), int(maxiter)
@@ -298,7 +307,7 @@ class AEGiSSearcher(Searcher):
         X_p = history.pending_points()
         explorer = self.surrogate.believer(X_p) if self.pending == "believer" else self.surrogate
         seen = {self.space.key(tr.config) for tr in history}
-        drawn = choose_move(rng, self.epsilon)
+        drawn = choose_move(rng, self.epsilon, self.eta)
         order = [drawn]
         others = [Move.THOMPSON, Move.PARETO]
         rng.shuffle(others)

@@ -79,6 +79,18 @@ def test_aegis_shares_of_moves_match_epsilon(epsilon):
     assert shares[Move.PARETO] == pytest.approx(epsilon, abs=0.064)
 
 
+def test_eta_splits_the_exploratory_moves_between_thompson_and_pareto():
+    rng = np.random.default_rng(7)
+    moves = [choose_move(rng, 0.25, eta=0.8) for _ in range(1000)]
+    # shares 1 - 2 eps = 0.5, 2 eps eta = 0.4, 2 eps (1 - eta) = 0.1; tolerances are four binomial standard deviations
+    assert moves.count(Move.EXPLOIT) / 1000 == pytest.approx(0.5, abs=0.064)
+    assert moves.count(Move.THOMPSON) / 1000 == pytest.approx(0.4, abs=0.062)
+    assert moves.count(Move.PARETO) / 1000 == pytest.approx(0.1, abs=0.038)
+    assert Move.PARETO not in {choose_move(rng, 0.5, eta=1.0) for _ in range(200)}
+    with pytest.raises(ValueError, match="eta"):
+        AEGiSSearcher(SPACE2, eta=1.5)
+
+
 def test_move_rule_rejects_an_epsilon_that_leaves_no_room_for_exploitation():
     with pytest.raises(ValueError, match="0.5"):
         choose_move(np.random.default_rng(0), 0.6)

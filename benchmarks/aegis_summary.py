@@ -1,0 +1,108 @@
+"""The issue-4 tables from stored runs: median final log10 regret per problem, method and worker count, and the two
+criteria (AEGiS at or below the best peer at 4+ workers; within 0.3 of GP-EI at 1 worker).
+
+Reads every ``raw/synthetic/<problem>/<method>/w<W>-exponential-b100-s<seed>.json`` under the given result
+directories (later directories win for the same run) and prints markdown.
+
+Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+PROBLEMS = ("branin", "hartmann6", "ackley5", "levy10", "styblinski_tang10", "michalewicz10")
+PEERS = ("optuna_gp", "optuna_tpe", "optuna_random", "random")
+_NAME = re.compile(r"w(\d+)-exponential-b100-s(\d+)\.json$")
+
+
+def load(dirs: list[Path], seeds: int) -> dict[tuple[str, str, int], dict[int, float]]:
+    """``{(problem, method, workers): {seed: final log10 regret}}`` of the completed runs with seed < ``seeds``."""
+    out: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
+    for d in dirs:
+        for path in sorted((d / "raw" / "synthetic").glob("*/*/*.json")):
+            m = _NAME.search(path.name)
+            if not m or int(m.group(2)) >= seeds:
+                continue
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if rec.get("status") != "ok" or rec["summary"].get("log10_regret") is None:
+                continue
+            key = (path.parent.parent.name, path.parent.name, int(m.group(1)))
+            out[key][int(m.group(2))] = float(rec["summary"]["log10_regret"])
+    return out
+
+
+def _cell(vals: dict[int, float]) -> str:
+    if not vals:
+        return "-"
+    v = np.array(list(vals.values()))
+    q25, q50, q75 = np.percentile(v, [25, 50, 75])
+    return f"{q50:.2f} [{q25:.2f}, {q75:.2f}] (n={v.size})"
+
+
+def _median(vals: dict[int, float]) -> float | None:
+    return float(np.median(list(vals.values()))) if vals else None
+
+
+def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int], methods: list[str]) -> str:
+    lines: list[str] = []
+    for w in workers:
+        cols = [m for m in methods if any((p, m, w) in data for p in PROBLEMS)]
+        if not cols:
+            continue
+        lines += [
+            f"### {w} worker(s): median [IQR] final log10 regret after 100 evaluations",
+            "",
+            "| problem | " + " | ".join(cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
+        for p in PROBLEMS:
+            lines.append(f"| {p} | " + " | ".join(_cell(data.get((p, m, w), {})) for m in cols) + " |")
+        lines.append("")
+        if w >= 4:
+            wins, total = 0, 0
+            for p in PROBLEMS:
+                a = _median(data.get((p, "aegis", w), {}))
+                peers = {m: _median(data.get((p, m, w), {})) for m in PEERS}
+                peers = {m: v for m, v in peers.items() if v is not None}
+                if a is None or not peers:
+                    continue
+                best = min(peers, key=peers.get)
+                total += 1
+                ok = a <= peers[best]
+                wins += ok
+                verdict = "at or below" if ok else "ABOVE"
+                lines.append(f"- {p}: AEGiS {a:.2f} vs best peer {best} {peers[best]:.2f}: {verdict}")
+            lines += [f"- **{w} workers: AEGiS at or below the best peer on {wins} of {total} problems**", ""]
+        if w == 1:
+            for p in PROBLEMS:
+                a, g = _median(data.get((p, "aegis", 1), {})), _median(data.get((p, "gp_ei", 1), {}))
+                if a is None or g is None:
+                    continue
+                verdict = "within 0.3 (or better)" if a - g <= 0.3 else "WORSE by more than 0.3"
+                lines.append(f"- {p}: AEGiS {a:.2f} vs GP-EI {g:.2f}: difference {a - g:+.2f}, {verdict}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dirs", nargs="+", type=Path, help="result directories holding raw/synthetic")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8, 16])
+    ap.add_argument("--methods", nargs="+", default=["aegis", "gp_ei", *PEERS])
+    args = ap.parse_args()
+    print(report(load(args.dirs, args.seeds), args.workers, args.methods))
+
+
+if __name__ == "__main__":
+    main()
