@@ -20,11 +20,12 @@ Usage::
     python -m benchmarks.mup_lr_transfer --preset quick   # widths 32..256, 2 seeds, 200 steps (CPU)
     python -m benchmarks.mup_lr_transfer --preset depth   # depths 2..16 at width 32, 1 seed, 300 steps (CPU)
     python -m benchmarks.mup_lr_transfer --preset full    # widths 32..256, depths 2..16, 3 seeds, 300 steps
-    python -m benchmarks.mup_lr_transfer --preset gpu --device cuda --jobs 12 --time-limit 420 --out-dir DIR
+    python -m benchmarks.mup_lr_transfer --preset gpu --device cuda --jobs 14 --time-limit 380 --out-dir DIR
     python -m benchmarks.mup_lr_transfer --report-only DIR/mup_lr_transfer_gpu.json   # md + png from a JSON
 
 Any preset's grid can be overridden (``--widths``, ``--depths``, ``--lrs``, ``--seeds``, ``--steps``,
-``--batch-size``, ``--block-size``, ``--depth-width``; then pass ``--name`` so the results do not mix).
+``--batch-size``, ``--block-size``, ``--depth-width``; lists as ``32,64`` or inclusive ranges as ``--lrs=-9:-4``,
+with ``=`` since the value starts with a minus; then pass ``--name`` so the results do not mix).
 Writes ``<out-dir>/<name>.{json,md,png}`` (default ``benchmarks/results``). Finished runs are kept in the JSON
 file and skipped when a command with the same budget runs again, so an interrupted sweep resumes where it
 stopped. ``--time-limit`` stops starting runs after that many seconds (seed-major order: whole seeds finish
