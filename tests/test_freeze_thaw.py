@@ -273,6 +273,24 @@ def test_scheduler_continues_the_clearly_best_curve_and_pauses_a_hopeless_one():
         assert sched.on_segment_end(running, running[8]) is Decision.PAUSE
 
 
+@pytest.mark.parametrize("promote_by", ["value", "forecast"])
+def test_promote_thaws_only_the_best_third_of_a_step_best_first_and_its_segments_grow(promote_by):
+    space = Space({"x": Float(0, 1)}, fidelity=Fidelity("epoch", 1, 27))
+    # Nine trials paused after one step; trial i's loss 1 + 0.1 i (trials 3..8 behind the best third).
+    h = _history(space, {i: [1.0 + 0.1 * i] for i in range(9)})
+    sched = FreezeThawScheduler(space, "loss", acquisition="promote", segment_growth=3, promote_by=promote_by,
+                                n_initial=3, n_candidates=64)
+    if promote_by == "value":
+        assert sched.choose_trial_to_run(h) == 0
+    else:  # the forecast may reorder the best three, never let another in
+        assert sched.choose_trial_to_run(h) in (0, 1, 2)
+    running = h.with_trials(tuple(Trial(t.trial_id, t.config, TrialStatus.RUNNING if t.trial_id in (1, 5) else
+                                        t.status, t.curve) for t in h))
+    assert sched.on_segment_end(running, running[5]) is Decision.PAUSE  # 6th of 9: not in the best 3
+    assert [sched.next_stop(h, Trial(0, {}, TrialStatus.PAUSED, tuple((s, {}) for s in range(1, n + 1))))
+            for n in (1, 3, 9)] == [3, 9, 27]
+
+
 def test_searcher_proposes_the_new_config_the_scheduler_planned():
     space = Space({"x": Float(0, 1), "y": Float(0, 1)}, fidelity=Fidelity("epoch", 1, 30))
     curves = {i: [2.0, 1.8, 1.7] for i in range(5)}

@@ -962,10 +962,12 @@ class FreezeThawPolicy:
     - ``"ei_next"``: as in DyHPO (Wistuba et al., NeurIPS 2022), the expected improvement of each member's value
       at the end of its next segment over the best value any trial showed at that step: a new config competes
       with every first segment seen, a thawed trial with the few that got as far.
-    - ``"promote"``: ASHA's asynchronous promotion (Li et al., MLSys 2020) ranked by the model's forecasts of the
-      final value rather than by the value at the rung, with new configs by expected improvement of their final
-      value; with ``segment_growth`` (segments end at ``min_steps`` times its powers) it is ASHA with a
-      learning-curve model. The cheapest rule, and the best we measured on TaskSet (benchmarks/results).
+    - ``"promote"``: ASHA's asynchronous promotion (Li et al., MLSys 2020): a paused trial at step ``s`` is thawed
+      when it ranks in the best ``1 / eta`` of the trials that got to ``s``, by the model's forecast of its final
+      value (``promote_by="forecast"``) or, as ASHA, by its value at ``s`` (``"value"``); otherwise a new config
+      by expected improvement of its final value. With ``segment_growth`` (segments end at ``min_steps`` times its
+      powers) it is ASHA with a learning-curve model proposing the configs. The cheapest rule, and the best we
+      measured on TaskSet (benchmarks/results/freeze_thaw_taskset.md).
 
     Entropy search only learns; when one paused trial is likely the best run (``P_min >= exploit_pmin`` among the
     runs that exist), it is thawed so that the sweep also finishes its best run. New configs are scored by the
@@ -985,6 +987,8 @@ class FreezeThawPolicy:
         segment_steps: steps a thawed trial runs before the next decision (default: ``max_step / 10``, >= 1).
         segment_growth: instead, geometric segments: a thawed trial at step ``s`` runs to ``s * segment_growth``
             (``"promote"`` also keeps the best ``1 / segment_growth`` of each step's trials).
+        promote_by: ``"promote"`` ranks a step's trials by the model's forecast of their final value
+            (``"forecast"``) or, as ASHA, by their value at that step (``"value"``; the model then only proposes).
         min_distance: a new config closer than this to a tried one (in the unit cube) is not started: a near-copy
             (default 0: no limit).
         min_steps: steps a new trial runs before it may be paused (default: ``fidelity.low``).
@@ -1027,6 +1031,7 @@ class FreezeThawPolicy:
         explore: float = 0.25,
         segment_growth: float | None = None,
         min_distance: float = 0.0,
+        promote_by: str = "forecast",
         exploit_pmin: float = 0.5,
         cost_key: str = "wall_seconds",
         seed: int = 0,
@@ -1062,6 +1067,9 @@ class FreezeThawPolicy:
         if not min_distance >= 0:
             raise ValueError(f"min_distance must be >= 0 (a distance in the unit cube), got {min_distance}")
         self.min_distance = float(min_distance)
+        if promote_by not in ("forecast", "value"):
+            raise ValueError(f"promote_by must be 'forecast' or 'value', got {promote_by!r}")
+        self.promote_by = promote_by
         self.exploit_pmin = float(exploit_pmin)
         self._last_p_min = self._last_p_min_runs = np.zeros(1)
         self.max_points, self.max_fit_curves, self.max_curves = int(max_points), int(max_fit_curves), int(max_curves)
@@ -1070,6 +1078,7 @@ class FreezeThawPolicy:
         self._fit_points = 0
         self._plans: dict[Any, Plan] = {}
         self._curves: dict[int, tuple] = {}
+        self._step_values: dict[tuple[int, int], dict[int, float]] = {}
         self._keys: dict[int, tuple[Any, tuple]] = {}
         self.n_fits = 0
 
@@ -1221,7 +1230,7 @@ class FreezeThawPolicy:
         names = [f"trial {t.trial_id}" for t in paused] + [f"new {k}" for k in range(n_c)]
         scores = {names[i]: float(score[i]) for i in order[:32] if np.isfinite(score[i])}
         seen = self._seen_keys(history)
-        twin = self._twins(gp, cand)
+        twin = self._twins(history, cand, flight_x)
         explore = rng.random() < self.explore
         for i in order:
             if i < n_p:
@@ -1237,14 +1246,20 @@ class FreezeThawPolicy:
                 return Plan(None, cand[i - n_p], scores, "explore" if explore else self.acquisition)
         return Plan(None, None, scores, self.acquisition)
 
-    def _twins(self, gp: FreezeThawGP, cand: np.ndarray) -> np.ndarray:
-        """True for candidates closer than ``min_distance`` (in the unit cube) to a tried config: training that
+    def _twins(self, history: History, cand: np.ndarray, flight_x: torch.Tensor) -> np.ndarray:
+        """True for candidates closer than ``min_distance`` (in the unit cube) to a tried or running config
+        (``flight_x``: the configs of work in flight, which may have no curve yet): training that
         config on says more than starting its near-copy, and on a tabulated benchmark (TaskSet answers a config by
         its nearest tabulated setting) the copy *is* it."""
         if self.min_distance <= 0:
             return np.zeros(len(cand), dtype=bool)
-        U = torch.as_tensor(cand, dtype=_DTYPE).reshape(len(cand), -1)
-        return (torch.cdist(U, gp.data.X).min(-1).values < self.min_distance).numpy()
+        d = self.space.dim
+        U = torch.as_tensor(cand, dtype=_DTYPE).reshape(len(cand), d)
+        # Every trial's encoded config (cached by model(); the model itself may leave short curves out).
+        tried = [self._curves[t.trial_id][1] for t in history if t.trial_id in self._curves]
+        tried = torch.cat([torch.as_tensor(np.asarray(tried, dtype=float).reshape(-1, d)),
+                           flight_x.to(_DTYPE).reshape(-1, d)])
+        return (torch.cdist(U, tried).min(-1).values < self.min_distance).numpy()
 
     def _promote_scores(self, history: History, paused: list[Trial], last: np.ndarray, final_mean: np.ndarray,
                         row: dict[int, int], log_ei: np.ndarray, n_p: int) -> np.ndarray:
@@ -1253,19 +1268,48 @@ class FreezeThawPolicy:
         ``segment_growth``, default 3), the best predicted first; otherwise a new config by expected improvement.
         Trials the model leaves out (its curve cap drops the worst short curves) count as peers that lose."""
         eta = self.segment_growth or 3.0
-        reach = np.array([t.last_step for t in history if t.status is not TrialStatus.FAILED], dtype=float)
-        modelled = np.array([final_mean[row[t.trial_id]] if t.trial_id in row else np.inf for t in history
-                             if t.status is not TrialStatus.FAILED])
+        alive = [t for t in history if t.status is not TrialStatus.FAILED]
+        reach = np.array([t.last_step for t in alive], dtype=float)
+        modelled = np.array([final_mean[row[t.trial_id]] if t.trial_id in row else np.inf for t in alive])
         score = log_ei.copy()
+        at_step: dict[int, np.ndarray] = {}
+        pos = {t.trial_id: j for j, t in enumerate(alive)}
+        peer_ids = np.array([t.trial_id for t in alive])
         for i in range(n_p):
             peers = reach >= last[i]
             k = int(peers.sum() // eta)
-            own = final_mean[row[paused[i].trial_id]]
-            if k >= 1 and own <= np.partition(modelled[peers], k - 1)[k - 1]:
-                score[i] = 1e6 - own  # promotable: before every new config, the best forecast first
+            if self.promote_by == "value":  # ASHA's own ranking: the value at the step, the model only proposes
+                at = int(last[i])
+                if at not in at_step:
+                    at_step[at] = np.array([self._value_at(t, at) for t in alive])
+                vals, own = at_step[at][peers], at_step[at][pos[paused[i].trial_id]]
+            else:
+                vals, own = modelled[peers], final_mean[row[paused[i].trial_id]]
+            # Its rank among the peers, ties to the older trial (as ASHA's sort): copies of one config (tabulated
+            # benchmarks answer near configs with one curve) do not all pass together.
+            ids = peer_ids[peers]
+            ahead = int((vals < own).sum() + ((vals == own) & (ids < paused[i].trial_id)).sum())
+            if k >= 1 and ahead < k:
+                score[i] = 1e6 - own  # promotable: before every new config, the best first
             else:
                 score[i] = -np.inf
         return score
+
+    def _value_at(self, trial: Trial, step: int) -> float:
+        """The trial's minimize-signed metric at its last report at or before ``step`` (inf if none), from the
+        curves :meth:`model` read (cached as a step -> value map while the curve does not change)."""
+        hit = self._curves.get(trial.trial_id)
+        if hit is None:
+            return math.inf
+        key = (trial.trial_id, hit[2])
+        table = self._step_values.get(key)
+        if table is None:
+            steps, values, _ = hit[3]
+            table = self._step_values[key] = {int(a): float(b) for a, b in zip(steps, values, strict=True)}
+        if step in table:
+            return table[step]
+        before = [a for a in table if a <= step]
+        return table[max(before)] if before else math.inf
 
     def _candidates(self, data: CurveData, final_mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``n_candidates`` Sobol points, and a quarter as many Gaussian perturbations (sd 0.05 in the unit cube)
