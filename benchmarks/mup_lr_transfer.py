@@ -259,7 +259,14 @@ def sweep(
     device = s.device
     if torch.device(device).type == "cuda":
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda (not available)"
-    meta = {"device": device, "jobs": jobs, "threads": threads, "time_limit": time_limit, "skipped": 0}
+    meta = {
+        "device": device,
+        "jobs": jobs,
+        "threads": threads,
+        "time_limit": time_limit,
+        "skipped": 0,
+        "resumed_runs": len(done),  # loaded from an earlier run of the same budget, not run now
+    }
     ctx = multiprocessing.get_context("spawn")
     skipped = 0
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, deadline)) as pool:
@@ -382,6 +389,8 @@ def report(losses: dict[str, float], s: Settings, md_path: str, png_path: str, m
         else f"on one {device} ({meta.get('jobs', 1)} processes sharing it)"
     )
     wall = f", wall time {meta['wall_s'] / 60:.1f} min" if meta.get("wall_s") else ""
+    if meta.get("resumed_runs"):
+        wall += f" for this call, which resumed {meta['resumed_runs']} runs from an earlier call"
     lines = [
         f"# Learning-rate transfer: {s.name}",
         "",
