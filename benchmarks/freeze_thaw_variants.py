@@ -7,14 +7,18 @@ rule (entropy search); these fix the other rules so that one harness run compare
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawEI \\
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawHorizon \\
         freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawNext \\
-        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromote
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromote \\
+        freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromoteValue
 """
 
 from __future__ import annotations
 
 from schedulers.freeze_thaw import FreezeThawScheduler
 
-__all__ = ["FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon", "FreezeThawNext", "FreezeThawPromote"]
+__all__ = [
+    "FreezeThawEI", "FreezeThawEntropy", "FreezeThawHorizon", "FreezeThawNext", "FreezeThawPromote",
+    "FreezeThawPromoteValue",
+]
 
 
 class FreezeThawEntropy(FreezeThawScheduler):
@@ -54,3 +58,11 @@ class FreezeThawPromote(FreezeThawScheduler):
     def __init__(self, space, metric, mode="min", **options) -> None:
         super().__init__(space, metric, mode, **{"acquisition": "promote", "segment_growth": 3.0,
                                                  "min_distance": 0.2, **options})
+
+
+class FreezeThawPromoteValue(FreezeThawPromote):
+    """As :class:`FreezeThawPromote`, but ranked as ASHA ranks, by the value at the step: the model only proposes the
+    new configs."""
+
+    def __init__(self, space, metric, mode="min", **options) -> None:
+        super().__init__(space, metric, mode, **{"promote_by": "value", **options})
