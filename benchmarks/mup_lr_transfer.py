@@ -422,8 +422,8 @@ def report(losses: dict[str, float], s: Settings, md_path: str, png_path: str, m
                     "n/a" if math.isnan(v) else "div" if math.isinf(v) else f"{v:.3f}" for v in curve
                 )
                 n_seeds = len(curve_seeds(losses, s, experiment, p, size))
-                if not any(math.isfinite(v) for v in curve):
-                    lines.append(f"| {p} | {size} | {cells} | n/a | n/a | {n_seeds} |")
+                if not n_seeds:  # no seed ran every lr of this curve: its argmin means nothing
+                    lines.append(f"| {p} | {size} | {cells} | n/a | n/a | 0 |")
                     continue
                 grid, fit = best_log2_lr(curve, s.log2_lrs)
                 grids.append(grid)
@@ -483,8 +483,10 @@ def plot(losses: dict[str, float], s: Settings, sections: list, png_path: str) -
             xs = [k for k, v in zip(s.log2_lrs, curve, strict=True) if math.isfinite(v)]
             ys = [v for v in curve if math.isfinite(v)]
             color = cmap(j / max(1, len(sizes) - 1))
-            ax.plot(xs, ys, "o-", color=color, label=f"{label} {size}")
-            if ys:
+            whole = bool(curve_seeds(losses, s, experiment, p, size))
+            name = f"{label} {size}" + ("" if whole else " (part)")
+            ax.plot(xs, ys, "o-" if whole else "o:", color=color, label=name)
+            if ys and whole:
                 i = min(range(len(ys)), key=ys.__getitem__)
                 ax.plot([xs[i]], [ys[i]], "*", color=color, markersize=14, markeredgecolor="k")
         ax.set_title(f"{p} across {label}s")
