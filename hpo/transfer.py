@@ -755,8 +755,9 @@ def reinit_(
       ``hidden_init='scaled'``: ``N(0, (init_std m_w^-1/2)^2)`` under muP and ``init_std`` under SP (GPT-2's
       0.02 at every width, the nanoGPT-mup form). Why the default: with ``init_std = 0.02`` at base width 32
       (9 times below the fan-in std) wider muP models gained little and lost to SP at its own best lr; with
-      the fan-in std the muP optimum stayed at the same lr from width 32 to 512 and the width-512 loss fell from
-      1.75 to 1.60 (SP's best 1.55); see ``benchmarks/results/mup_ablation.md``.
+      the fan-in std the muP optimum stayed at 2^-7..2^-6 from width 32 to 512 and the width-512 loss fell
+      from 1.75 to 1.58-1.60 (SP's best 1.54-1.55), at the price of a worse base-width model (2.04-2.10 vs
+      1.94); see ``benchmarks/results/mup_ablation.md``.
     - biases are zeroed and norm gains set to one; other vectors are left as they are.
 
     Example:
