@@ -62,7 +62,7 @@ def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int
         lines += [
             f"### {w} worker(s): median [IQR] final log10 regret after 100 evaluations",
             "",
-            "| problem | " + " | ".join(cols) + " |",
+            "| problem | " + " | ".join(c.rsplit(":", 1)[-1] for c in cols) + " |",
             "|---" * (len(cols) + 1) + "|",
         ]
         for p in PROBLEMS:
