@@ -25,7 +25,7 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 \
         || echo "wheel install failed (see $LOG)" | tee -a "$LOG"
 else
-    echo "no wheels in .whl/: optuna_gp runs will be stored as 'missing'" | tee -a "$LOG"
+    echo "no wheels in .whl/: without Optuna the harness (benchmarks/peers.py imports it) cannot start" | tee -a "$LOG"
 fi
 export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
