@@ -70,6 +70,7 @@ class Storage:
     def __init__(self, directory: str | os.PathLike[str], readonly: bool = False) -> None:
         self.directory = Path(directory)
         self.readonly = readonly
+        self._configs: dict[int, tuple[Any, str]] = {}
         self._lock_fd: int | None = None
         if readonly:
             if not (self.directory / DB_NAME).exists():
@@ -140,7 +141,7 @@ class Storage:
                 "updated_at = excluded.updated_at",
                 (
                     trial.trial_id,
-                    _dumps(dict(trial.config)),
+                    self._config_json(trial),
                     trial.status.value,
                     _dumps(dict(trial.cost)),
                     trial.error,
@@ -160,6 +161,14 @@ class Storage:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _config_json(self, trial: Trial) -> str:
+        # A trial's config never changes: serialized once, not at every event (a measurable share of the driver's
+        # time per segment in high-throughput sweeps).
+        cached = self._configs.get(trial.trial_id)
+        if cached is None or cached[0] is not trial.config:
+            cached = self._configs[trial.trial_id] = (trial.config, _dumps(dict(trial.config)))
+        return cached[1]
 
     def log_event(self, kind: str, data: Mapping[str, Any] | None = None) -> None:
         """A sweep-level event (started, resumed, interrupted, finished)."""
