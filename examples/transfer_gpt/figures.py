@@ -92,7 +92,7 @@ def draw_best_so_far(runs: Path, out: Path) -> None:
     ax.set_ylabel("best val loss so far (nats/char)")
     ax.set_ylim(top=min(ax.get_ylim()[1], 3.2))
     ax.set_title("Proxy sweeps: best-so-far against compute (thin: the earlier rungs 25, 75, 225)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6.5, loc="upper right", framealpha=0.95)
     fig.tight_layout()
     fig.savefig(out / "transfer_best_so_far.png", dpi=120)
     plt.close(fig)
@@ -154,10 +154,10 @@ def draw_lr(runs: Path, out: Path) -> None:
         ys = [r["val_loss"] for r in direct if math.isfinite(r["val_loss"])]
         ax.plot(xs, ys, "o-", color=COLORS[p], label=f"{p}: direct lr sweep at the target")
         ax.plot([s["transferred_log2_lr"]], [s["transferred_val_loss"]], "*", ms=14, color=COLORS[p],
-                mec="black", label=f"{p}: transferred ({100 * s['gap']:+.1f}% vs best)")
+                mec="black", label=f"{p}: transferred ({100 * s['gap']:+.2f}% vs the sweep's best)")
     ax.set_xlabel("log2 base learning rate")
     ax.set_ylabel("val loss at the target (nats/char)")
-    ax.set_title("Target (width 128, depth 4): transferred lr on the target's own lr curve")
+    ax.set_title("Target (width 128, depth 4): the transferred lr on the target's own lr curve", fontsize=10)
     ax.set_ylim(top=min(ax.get_ylim()[1], 3.6))
     ax.legend(fontsize=7)
     fig.tight_layout()
