@@ -14,11 +14,12 @@ for s in adamw adamw_sp muon; do
   sed "s/^max_concurrent: .*/max_concurrent: $CONC/" examples/transfer_gpt/sweep_$s.yaml > "$tmp/sweep_$s.yaml"
 done
 declare -A DIRS=([adamw]=adamw_completep [adamw_sp]=adamw_sp [muon]=muon_completep)
+declare -A DIRECT=([adamw]=-9:-3 [adamw_sp]=-11:-3 [muon]=-9:-3)
 sweep() {  # sweep, transfer and check one sweep file
   local s=$1 jobs=$2 dir=$RUNS/${DIRS[$1]}
   $HPO_TUNE "$tmp/sweep_$s.yaml" --quiet --directory "$dir"
   $HPO_TUNE transfer "$dir" --target "$TARGET"
-  python -m examples.transfer_gpt.check "$dir" --grid= --direct=-9:-3 --jobs "$jobs"
+  python -m examples.transfer_gpt.check "$dir" --grid= --direct="${DIRECT[$1]}" --jobs "$jobs"
 }
 sweep adamw "$JOBS" > "$RUNS.adamw.log" 2>&1 &
 sleep 5
