@@ -54,7 +54,17 @@ from hpo.space import Space, SpaceError
 from hpo.storage import Storage, SweepLockedError
 from hpo.trial import Trial
 
-__all__ = ["SweepFileError", "SweepResult", "load_results", "load_sweep", "main", "run", "transfer_sweep"]
+__all__ = [
+    "SweepFileError",
+    "SweepResult",
+    "check_transfer",
+    "load_results",
+    "load_sweep",
+    "main",
+    "parse_shape",
+    "run",
+    "transfer_sweep",
+]
 
 
 class SweepFileError(ValueError):
@@ -293,8 +303,8 @@ def check_transfer(section: Any, space: Space | Mapping[str, Any] | None = None)
             if not same:
                 where = "transfer.base." + key if key in ("width", "depth") else "transfer." + key
                 raise SweepFileError(
-                    f"space constant {key}={have!r} differs from {where}={want!r}; the base shape must be the "
-                    "shape the sweep trains"
+                    f"space constant {key}={have!r} differs from {where}={want!r}; the transfer section must "
+                    "describe what the sweep trains"
                 )
     return out
 
