@@ -1280,8 +1280,9 @@ class FreezeThawPolicy:
             k = int(peers.sum() // eta)
             if self.promote_by == "value":  # ASHA's own ranking: the value at the step, the model only proposes
                 at = int(last[i])
-                if at not in at_step:
-                    at_step[at] = np.array([self._value_at(t, at) for t in alive])
+                if at not in at_step:  # only the trials that got there are peers
+                    at_step[at] = np.array([self._value_at(t, at) if r >= at else math.inf
+                                            for t, r in zip(alive, reach, strict=True)])
                 vals, own = at_step[at][peers], at_step[at][pos[paused[i].trial_id]]
             else:
                 vals, own = modelled[peers], final_mean[row[paused[i].trial_id]]
