@@ -34,8 +34,9 @@ from benchmarks.suites import RunSpec
 
 __all__ = ["FREEZE_THAW", "METHODS", "main", "specs"]
 
-#: Our best freeze-thaw rule on TaskSet (see benchmarks/results/freeze_thaw_taskset.md).
-FREEZE_THAW = "freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromote"
+#: Our best freeze-thaw rule on TaskSet (see benchmarks/results/freeze_thaw_taskset.md): ASHA's promotion by the value
+#: at the step, new configs from the learning-curve GP. ``...:FreezeThawPromote`` ranks by the GP's forecasts instead.
+FREEZE_THAW = "freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromoteValue"
 METHODS = (FREEZE_THAW, "random+asha", "optuna_tpe+hyperband")
 OUT = RESULTS / "freeze_thaw_taskset_full"
 
