@@ -69,7 +69,8 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
     problem = get_problem(spec.problem)
     record: dict[str, Any] = {"format": FORMAT, "spec": spec.to_dict(), "problem": _problem_info(problem)}
     try:
-        searcher, scheduler = build_method(spec.method, problem.space, problem.metric, problem.mode, spec.seed)
+        searcher, scheduler = build_method(spec.method, problem.space, problem.metric, problem.mode, spec.seed,
+                                           problem.candidates)
     except MethodMissing as e:
         return {**record, "status": "missing", "message": str(e)}
     except MethodNotApplicable as e:

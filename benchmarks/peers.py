@@ -26,6 +26,7 @@ and stops the trial when ``trial.should_prune()``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -328,6 +329,7 @@ scheduler_options={})
     scheduler: str = "fifo"
     searcher_options: dict[str, Any] = field(default_factory=dict)
     scheduler_options: dict[str, Any] = field(default_factory=dict)
+    table: bool = False
 
 
 _PRUNERS = ("hyperband", "sha")
@@ -336,12 +338,17 @@ _ALIASES: dict[str, tuple[str, str]] = {"freeze_thaw": ("freeze_thaw", "freeze_t
 
 
 def parse_method(name: str) -> Method:
-    """``SEARCHER[+SCHEDULER]`` -> :class:`Method` (scheduler ``fifo`` when not given)."""
+    """``SEARCHER[+SCHEDULER][@table]`` -> :class:`Method` (scheduler ``fifo`` when not given).
+
+    ``@table``: on a tabulated problem, the searcher proposes only the tabulated settings, each once (its
+    ``candidates``), instead of points answered by their nearest tabulated setting.
+    """
     name = name.strip()
-    if "+" in name:
-        searcher, scheduler = name.split("+", 1)
+    spec, table = (name[: -len("@table")], True) if name.endswith("@table") else (name, False)
+    if "+" in spec:
+        searcher, scheduler = spec.split("+", 1)
     else:
-        searcher, scheduler = _ALIASES.get(name, (name, "fifo"))
+        searcher, scheduler = _ALIASES.get(spec, (spec, "fifo"))
     known = searcher in SEARCHERS or (searcher.startswith("optuna_") and searcher[7:] in OPTUNA_SAMPLERS)
     if not known and ":" not in searcher:
         raise ValueError(
@@ -352,7 +359,7 @@ def parse_method(name: str) -> Method:
         raise ValueError(
             f"unknown scheduler {scheduler!r} in method {name!r}; use one of {sorted([*SCHEDULERS, *_PRUNERS])}"
         )
-    return Method(name=name, searcher=searcher, scheduler=scheduler)
+    return Method(name=name, searcher=searcher, scheduler=scheduler, table=table)
 
 
 def _resolve(kind: str, name: str) -> type:
@@ -362,20 +369,38 @@ def _resolve(kind: str, name: str) -> type:
         raise MethodMissing(str(e)) from None
 
 
-def build_method(method: Method | str, space: Space, metric: str, mode: str, seed: int) -> tuple[Searcher, Scheduler]:
+def _takes_seed(cls: type) -> bool:
+    """True when a constructor in the class's MRO declares a ``seed`` parameter (subclasses may pass
+    ``**options`` on)."""
+    return any("seed" in inspect.signature(k.__init__).parameters for k in cls.__mro__ if "__init__" in vars(k)
+               and k is not object)
+
+
+def build_method(method: Method | str, space: Space, metric: str, mode: str, seed: int,
+                 candidates: Callable[[], list[dict[str, Any]]] | None = None) -> tuple[Searcher, Scheduler]:
     """A fresh searcher and scheduler for one run.
+
+    ``candidates``: the problem's tabulated settings (built only for an ``@table`` method).
 
     Raises:
         MethodMissing: the searcher's or scheduler's module cannot be imported (not written yet).
-        MethodNotApplicable: the scheduler needs a fidelity the problem does not have.
+        MethodNotApplicable: the scheduler needs a fidelity the problem does not have, or an ``@table`` method
+            runs on a problem without a table or with a searcher that cannot be restricted (Optuna's).
     """
     m = parse_method(method) if isinstance(method, str) else method
     if space.fidelity is None and m.scheduler != "fifo":
         raise MethodNotApplicable(f"{m.name}: scheduler {m.scheduler!r} needs a problem with a fidelity")
+    options = dict(m.searcher_options)
+    if m.table:
+        if candidates is None:
+            raise MethodNotApplicable(f"{m.name}: @table needs a tabulated problem")
+        if m.searcher.startswith("optuna_"):
+            raise MethodNotApplicable(f"{m.name}: Optuna's samplers cannot be restricted to a table")
+        options["candidates"] = candidates()
     if m.searcher.startswith("optuna_") and m.searcher[7:] in OPTUNA_SAMPLERS:
-        searcher: Searcher = OptunaSearcher(space, seed=seed, sampler=m.searcher[7:], **m.searcher_options)
+        searcher: Searcher = OptunaSearcher(space, seed=seed, sampler=m.searcher[7:], **options)
     else:
-        searcher = _resolve("searcher", m.searcher).from_options(space, {"seed": seed, **m.searcher_options})
+        searcher = _resolve("searcher", m.searcher).from_options(space, {"seed": seed, **options})
     if m.scheduler in _PRUNERS:
         scheduler: Scheduler = OptunaPrunerScheduler(
             space, metric, mode, pruner=m.scheduler, searcher=searcher, **m.scheduler_options
@@ -385,5 +410,7 @@ def build_method(method: Method | str, space: Space, metric: str, mode: str, see
         options = dict(m.scheduler_options)
         if m.scheduler == "asha":
             options.setdefault("reduction_factor", 3)
+        if _takes_seed(cls):  # a run's seed seeds every random choice of the method, the scheduler's too
+            options.setdefault("seed", seed)
         scheduler = cls.from_options(space, metric, mode, options)
     return searcher, scheduler

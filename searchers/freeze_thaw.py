@@ -10,8 +10,12 @@ learning-curve-aware GP searcher that uses the partial curves of running and sto
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.searcher import Searcher
 from hpo.space import Space
@@ -26,6 +30,9 @@ class FreezeThawSearcher(Searcher):
     Args:
         space: needs a fidelity.
         seed: seeds the warm-up Sobol points and the candidates.
+        candidates: propose only these configs, each at most once (a tabulated benchmark's settings, a
+            shortlist): the warm-up takes them in a seeded random order, the model scores the untried ones. Give
+            the freeze-thaw scheduler the same list.
         acquisition, n_initial, **options: as :class:`~hpo.surrogates.freeze_thaw.FreezeThawPolicy`; they apply
             when no freeze-thaw scheduler runs the sweep (otherwise the scheduler's options decide).
 
@@ -43,15 +50,21 @@ class FreezeThawSearcher(Searcher):
     """
 
     def __init__(self, space: Space, seed: int = 0, acquisition: str = "entropy", n_initial: int = 5,
-                 **options: Any) -> None:
+                 candidates: Candidates | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> None:
         super().__init__(space, seed)
-        self._options = {"acquisition": acquisition, "n_initial": n_initial, **options}
+        self.candidates = Candidates.of(space, candidates)
+        self._order = None if self.candidates is None else np.random.default_rng(self.seed).permutation(
+            len(self.candidates))
+        self._options = {"acquisition": acquisition, "n_initial": n_initial, "candidates": self.candidates,
+                         **options}
         self._own: dict[tuple[str, str], FreezeThawPolicy] = {}
 
     def policy(self, history: History) -> FreezeThawPolicy:
         """The sweep's freeze-thaw scheduler's policy if there is one, else this searcher's own."""
         shared = shared_policy(self.space, history.metric)
         if shared is not None:
+            if self.candidates is not None and shared.candidates is None:
+                shared.candidates = self.candidates  # the scheduler's plans then start only these configs
             return shared
         key = (history.metric, history.mode)
         if key not in self._own:
@@ -67,8 +80,13 @@ class FreezeThawSearcher(Searcher):
             if plan is None or plan.config_u is None:
                 plan = policy.plan(history, [])
             if plan.config_u is not None:
+                if self.candidates is not None:
+                    return self.candidates.config(self.candidates.nearest(plan.config_u))
                 return self._searched(self.space.decode(plan.config_u))
         return self._sobol(history)
+
+    def is_finished(self, history: History) -> bool:
+        return self.candidates is not None and bool(self.candidates.tried(history).all())
 
     def suggest_batch(self, history: History, n: int) -> list[dict[str, Any]]:
         if self.policy(history).in_warmup(history):
@@ -76,7 +94,10 @@ class FreezeThawSearcher(Searcher):
         config = self.suggest(history)
         return [] if config is None else [config]
 
-    def _sobol(self, history: History) -> dict[str, Any]:
+    def _sobol(self, history: History) -> dict[str, Any] | None:
+        if self.candidates is not None:  # the first untried candidate in a seeded random order
+            untried = self._order[~self.candidates.tried(history)[self._order]]
+            return self.candidates.config(int(untried[0])) if len(untried) else None
         seen = {self.space.key(t.config) for t in history}
         index = len(history)
         while True:

@@ -4,13 +4,20 @@ Sobol points fill the unit cube more evenly than i.i.d. uniforms (lower discrepa
 Optuna use them for initial designs. Trial ``n`` of a sweep takes Sobol point ``n`` (skipping points whose decoded
 config was already tried, which happens for integer and categorical parameters), so the suggestion is a function of
 ``(space, history, seed)`` and a resumed sweep continues the same sequence.
+
+With ``candidates`` (a finite list of configs, as Syne Tune's ``restrict_configurations``), it draws them without
+replacement in a seeded random order and is finished when every one was tried.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.searcher import Searcher
 from hpo.space import Space
@@ -26,19 +33,28 @@ class RandomSearcher(Searcher):
 
     Args:
         space: the search space.
-        seed: seeds the Sobol scrambling.
+        seed: seeds the Sobol scrambling (with ``candidates``, their order).
+        candidates: propose only these configs, each once (:class:`~hpo.candidates.Candidates` or a list of
+            configs).
 
     Example:
         >>> from hpo.space import Space, Int
-        >>> from hpo.history import History
+        >>> import numpy as np
+
+from hpo.candidates import Candidates
+from hpo.history import History
         >>> space = Space({"n": Int(1, 3)})
         >>> s, h = RandomSearcher(space, seed=0), History(space, "loss")
         >>> sorted(c["n"] for c in s.suggest_batch(h, 5))
         [1, 2, 3]
     """
 
-    def __init__(self, space: Space, seed: int = 0) -> None:
+    def __init__(self, space: Space, seed: int = 0,
+                 candidates: Candidates | Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__(space, seed)
+        self.candidates = Candidates.of(space, candidates)
+        self._order = None if self.candidates is None else np.random.default_rng(self.seed).permutation(
+            len(self.candidates))
         self._keys: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._counts: Counter = Counter()
         self._block_start = -1
@@ -84,6 +100,9 @@ class RandomSearcher(Searcher):
         return self._counts
 
     def suggest(self, history: History) -> dict[str, Any] | None:
+        if self.candidates is not None:
+            untried = self._order[~self.candidates.tried(history)[self._order]]
+            return self.candidates.config(int(untried[0])) if len(untried) else None
         seen = self._sync(history)
         if self.is_finished(history):
             return None
@@ -98,6 +117,8 @@ class RandomSearcher(Searcher):
         return sum(1 for c in self._counts.values() if c > 0)
 
     def is_finished(self, history: History) -> bool:
+        if self.candidates is not None:
+            return bool(self.candidates.tried(history).all())
         if self.space.cardinality() == float("inf"):
             return False
         self._sync(history)

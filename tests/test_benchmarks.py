@@ -20,6 +20,7 @@ from benchmarks.problems.synthetic import SyntheticFunction
 from benchmarks.problems.taskset import TASKS, TaskSetProblem, TrialDiverged
 from benchmarks.suites import RunSpec, expand
 from hpo.executors.simulated import SimulatedExecutor
+from hpo.history import History
 from hpo.orchestrator import Budget, Orchestrator
 from hpo.storage import Storage
 from hpo.trial import TrialStatus
@@ -108,6 +109,23 @@ def test_same_seed_gives_identical_results():
             first = a
     other = run_one(RunSpec("test", "branin", "optuna_tpe", seed=4, workers=4, budget=20))
     assert other["trace"]["best"] != first["trace"]["best"]  # and the seed matters
+
+
+def test_table_method_proposes_only_tabulated_settings_and_is_not_applicable_elsewhere():
+    problem = get_problem(f"taskset/{TASKS[4].replace('FixedTextRNNClassification_imdb_', '')}")
+    searcher, scheduler = build_method("freeze_thaw+benchmarks.freeze_thaw_variants:FreezeThawPromoteValue@table",
+                                       problem.space, problem.metric, problem.mode, 5, problem.candidates)
+    assert len(searcher.candidates) == 1000 and scheduler.policy.seed == 5  # the run's seed seeds the scheduler
+    random, _ = build_method("random+asha@table", problem.space, problem.metric, problem.mode, 0, problem.candidates)
+    table = TaskSetProblem(TASKS[4])
+    configs = random.suggest_batch(History(problem.space, problem.metric), 50)
+    rows = [table.lookup(c) for c in configs]
+    assert len(set(rows)) == 50 and all(table.config(r)["learning_rate"] == c["learning_rate"]
+                                        for r, c in zip(rows, configs, strict=True))
+    na = run_one(RunSpec("test", "branin", "random@table", seed=0, workers=1, budget=5))
+    assert na["status"] == "n/a" and "tabulated" in na["message"]
+    with pytest.raises(Exception, match="cannot be restricted"):
+        build_method("optuna_tpe+asha@table", problem.space, problem.metric, problem.mode, 0, problem.candidates)
 
 
 def test_unwritten_or_inapplicable_method_is_reported_not_raised():

@@ -46,6 +46,8 @@ class Problem:
             ``duration`` callable (the time charged to a segment that failed; see ``TaskSetProblem``).
         cost_metric: for cost-aware problems, the metric that holds a trial's cost (the x-axis of the front).
         hv_ref: for cost-aware problems, the fixed hypervolume reference point ``(log10 cost, f)``.
+        candidates: for tabulated problems, builds the list of tabulated settings (configs), which an ``@table``
+            method's searcher is restricted to.
         notes: how the problem answers (nearest neighbour, measured time, ...), printed in the report.
     """
 
@@ -63,6 +65,7 @@ class Problem:
     executor_duration: Callable[[Any], Any] | None = None
     cost_metric: str | None = None
     hv_ref: tuple[float, float] | None = None
+    candidates: Callable[[], list[dict[str, Any]]] | None = None
     notes: str = ""
 
     @property

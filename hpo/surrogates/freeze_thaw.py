@@ -56,7 +56,7 @@ import contextlib
 import math
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -64,6 +64,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.space import Space
 from hpo.trial import Trial, TrialStatus
@@ -1001,6 +1002,9 @@ class FreezeThawPolicy:
         exploit_pmin: with ``"entropy"``, thaw the paused trial most likely to be the best when that chance is at
             least this (entropy search alone would keep learning and never finish the best run).
         cost_key: the trial cost that measures a step's cost (a new config costs the median step).
+        candidates: new configs come only from these (a tabulated benchmark's settings, a shortlist), each at
+            most once, all of them scored (up to ``4 n_candidates`` untried ones a decision, drawn at random); once
+            every one was tried, the most promising paused trial by the forecast of its final value runs on.
         seed: seeds candidates, Monte Carlo and horizons.
         max_points, max_fit_curves, max_curves: model size limits (points a curve, curves in a hyperparameter fit,
             curves in the model; see :meth:`CurveData.from_history` and :func:`fit_freeze_thaw_gp`).
@@ -1034,6 +1038,7 @@ class FreezeThawPolicy:
         promote_by: str = "forecast",
         exploit_pmin: float = 0.5,
         cost_key: str = "wall_seconds",
+        candidates: Candidates | Sequence[Mapping[str, Any]] | None = None,
         seed: int = 0,
         max_points: int = 64,
         max_fit_curves: int = 128,
@@ -1070,6 +1075,7 @@ class FreezeThawPolicy:
         if promote_by not in ("forecast", "value"):
             raise ValueError(f"promote_by must be 'forecast' or 'value', got {promote_by!r}")
         self.promote_by = promote_by
+        self.candidates = Candidates.of(space, candidates)
         self.exploit_pmin = float(exploit_pmin)
         self._last_p_min = self._last_p_min_runs = np.zeros(1)
         self.max_points, self.max_fit_curves, self.max_curves = int(max_points), int(max_fit_curves), int(max_curves)
@@ -1168,11 +1174,11 @@ class FreezeThawPolicy:
             all_mean, all_var = gp.marginal(torch.arange(data.n), data.X, torch.ones(data.n, dtype=_DTYPE))
         final_mean = all_mean.numpy().copy()
         final_mean[data.failed] = math.inf
-        cand = self._candidates(data, final_mean, rng)
+        cand = self._candidates(history, data, final_mean, rng)
         n_p, n_c = len(paused), len(cand)
         p_rows = torch.tensor([row[t.trial_id] for t in paused], dtype=torch.long)
         curves = torch.cat([p_rows, torch.full((n_c,), -1, dtype=torch.long)])
-        xs = torch.cat([data.X[p_rows], torch.as_tensor(cand, dtype=_DTYPE).reshape(n_c, -1)])
+        xs = torch.cat([data.X[p_rows], torch.as_tensor(cand, dtype=_DTYPE).reshape(n_c, self.space.dim)])
         last = np.array([t.last_step for t in paused] + [0] * n_c, dtype=float)
         cost_step = self._step_costs(history, paused, n_c)
         flight_c, flight_x, flight_t = self._in_flight(history, in_flight, row, data)
@@ -1239,11 +1245,17 @@ class FreezeThawPolicy:
                 return Plan(paused[i].trial_id, None, scores, self.acquisition)
             if explore:
                 # Epsilon-greedy, as AEGiS (De Ath et al., 2021): a stationary GP is overconfident where good
-                # configs are rare needles (TaskSet: 5%), so some new configs are plain Sobol points.
-                i = n_p + int(rng.integers(self.n_candidates))
+                # configs are rare needles (TaskSet: 5%), so some new configs are plain Sobol points (or random
+                # untried candidates).
+                i = n_p + int(rng.integers(n_c if self.candidates is not None else self.n_candidates))
             config = self.space.decode(cand[i - n_p])
             if self.space.key(config) not in seen and not twin[i - n_p]:
                 return Plan(None, cand[i - n_p], scores, "explore" if explore else self.acquisition)
+        if n_c == 0 and self.candidates is not None and paused:
+            # Every candidate was tried: nothing new can be learned by starting, so train on the paused run with
+            # the best forecast (rather than stop the sweep with its budget unspent).
+            k = int(np.argmin(final_mean[p_rows.numpy()]))
+            return Plan(paused[k].trial_id, None, scores, "exhausted")
         return Plan(None, None, scores, self.acquisition)
 
     def _twins(self, history: History, cand: np.ndarray, flight_x: torch.Tensor) -> np.ndarray:
@@ -1251,7 +1263,7 @@ class FreezeThawPolicy:
         (``flight_x``: the configs of work in flight, which may have no curve yet): training that
         config on says more than starting its near-copy, and on a tabulated benchmark (TaskSet answers a config by
         its nearest tabulated setting) the copy *is* it."""
-        if self.min_distance <= 0:
+        if self.min_distance <= 0 or self.candidates is not None:  # candidates: the untried ones only
             return np.zeros(len(cand), dtype=bool)
         d = self.space.dim
         U = torch.as_tensor(cand, dtype=_DTYPE).reshape(len(cand), d)
@@ -1312,9 +1324,16 @@ class FreezeThawPolicy:
         before = [a for a in table if a <= step]
         return table[max(before)] if before else math.inf
 
-    def _candidates(self, data: CurveData, final_mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _candidates(self, history: History, data: CurveData, final_mean: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
         """``n_candidates`` Sobol points, and a quarter as many Gaussian perturbations (sd 0.05 in the unit cube)
-        of the five configs with the best predicted final value, where the optimum most likely is."""
+        of the five configs with the best predicted final value, where the optimum most likely is. With
+        ``candidates``: the untried ones (at most ``4 n_candidates``, drawn at random)."""
+        if self.candidates is not None:
+            rows = np.flatnonzero(~self.candidates.tried(history))
+            if len(rows) > 4 * self.n_candidates:
+                rows = np.sort(rng.choice(rows, 4 * self.n_candidates, replace=False))
+            return self.candidates.U[rows]
         n_local = self.n_candidates // 4
         sobol = self.space.sobol(self.n_candidates, seed=int(rng.integers(2**31)))
         top = data.X[np.argsort(final_mean, kind="stable")[:5]].numpy()
