@@ -17,6 +17,7 @@ Regret is the harness's: the lowest metric value seen so far at any step by any 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from collections import defaultdict
@@ -50,21 +51,29 @@ def load(dirs: list[Path], suite: str | None = None, methods: list[str] | None =
 
 def _nominal_budget(runs: list[dict]) -> float:
     """ASHA's budget in cost units, as the harness sets it (the spec's, else the problem's default)."""
+    r = runs[0]
+    return _budget_cost(r["spec"]["problem"], r["spec"]["budget"])
+
+
+@functools.cache
+def _budget_cost(problem: str, budget: float | None) -> float:
     from benchmarks.harness import budget_of
     from benchmarks.problems import get_problem
 
-    r = runs[0]
-    return budget_of(get_problem(r["spec"]["problem"]), r["spec"]["budget"])[1]
+    return budget_of(get_problem(problem), budget)[1]
 
 
 def _median_trace(runs: list[dict], grid: np.ndarray, optimum: float) -> np.ndarray:
-    """Median over runs of the regret at each cost in ``grid`` (NaN where fewer than half the runs got there)."""
+    """Median over runs of the regret at each cost in ``grid`` (NaN where fewer than half the runs got there).
+
+    A run that ended before its budget because it had nothing left to run (a searcher restricted to a table that
+    tried every setting) keeps its final regret up to its budget; beyond its budget it is NaN (not run that far)."""
     rows = []
     for r in runs:
         opt = optimum
         best = np.array([math.nan if b is None else b for b in r["trace"]["best"]], dtype=float)
         v = value_at(r["trace"]["cost"], best - opt, grid)
-        v[grid > r["trace"]["cost"][-1] + 1e-9] = np.nan  # not run that far
+        v[grid > max(_nominal_budget([r]), r["trace"]["cost"][-1]) + 1e-9] = np.nan
         rows.append(v)
     a = np.array(rows)
     ok = np.isfinite(a).sum(0) * 2 >= len(rows)
@@ -82,17 +91,19 @@ def _optimum(methods: dict[str, list[dict]]) -> float:
     return float(min(b for r in runs for b in r["trace"]["best"] if b is not None))
 
 
-def compare(results: dict[str, dict[str, list[dict]]], budget: float | None = None) -> list[dict]:
-    """One row per problem: ASHA's target, and each method's steps to reach it and regrets at B/2 and B."""
+def compare(results: dict[str, dict[str, list[dict]]], budget: float | None = None,
+            reference: str = ASHA) -> list[dict]:
+    """One row per problem: the reference's (ASHA's) target, and each method's steps to reach it and regrets at
+    B/2 and B."""
     rows = []
     for problem, methods in sorted(results.items()):
-        if ASHA not in methods:
+        if reference not in methods:
             continue
-        B = budget or _nominal_budget(methods[ASHA])
+        B = budget or _nominal_budget(methods[reference])
         grid = np.linspace(B / 1000, B, 1000) if B > 1000 else np.arange(1.0, B + 1.0)
         optimum = _optimum(methods)
-        r_asha = float(_median_trace(methods[ASHA], grid, optimum)[-1])
-        row = {"problem": problem, "budget": B, "R_asha": r_asha, "methods": {}}
+        r_asha = float(_median_trace(methods[reference], grid, optimum)[-1])
+        row = {"problem": problem, "budget": B, "R_asha": r_asha, "reference": reference, "methods": {}}
         for method, runs in sorted(methods.items()):
             med = _median_trace(runs, grid, optimum)
             hit = np.flatnonzero(med <= r_asha + 1e-12)
@@ -134,7 +145,7 @@ def markdown(rows: list[dict]) -> str:
                    and r["methods"][m]["steps_to_R_asha"] <= r["budget"] / 2)
         reach = sum(1 for v in vs if v["steps_to_R_asha"] is not None)
         beats = {}
-        for other in (TPE_HB, ASHA):
+        for other in dict.fromkeys((TPE_HB, ASHA, *(r["reference"] for r in rows))):
             if other == m:
                 continue
             w = [(r["methods"][m]["regret_at_half"], r["methods"][other]["regret_at_half"]) for r in rows
@@ -159,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, help="B in cost units (default: ASHA's nominal budget)")
     p.add_argument("--suite", help="only runs of this suite (taskset, real)")
     p.add_argument("--methods", nargs="+", help="only these methods")
+    p.add_argument("--reference", default=ASHA, help=f"the method whose final median regret is the target "
+                                                       f"(default {ASHA}; e.g. {ASHA}@table)")
     args = p.parse_args(argv)
-    rows = compare(load(args.dirs, args.suite, args.methods), args.budget)
+    rows = compare(load(args.dirs, args.suite, args.methods), args.budget, args.reference)
     md = markdown(rows)
     print(md)
     if args.out:

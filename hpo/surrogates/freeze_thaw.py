@@ -1170,6 +1170,16 @@ class FreezeThawPolicy:
         # Members: paused trials with a curve, and new candidates.
         paused = [t for t in actionable if t.trial_id in row and t.status is not TrialStatus.FAILED
                   and t.last_step < max_step]
+        if self.acquisition == "promote" and self.promote_by == "value" and paused:
+            # ASHA's ranking needs no posterior: a promotable trial wins before any candidate is scored (the same
+            # plan as scoring everything, at a fraction of the cost).
+            last_p = np.array([t.last_step for t in paused], dtype=float)
+            score_p = self._promote_scores(history, paused, last_p, None, row, np.full(len(paused), -np.inf),
+                                           len(paused))
+            if np.isfinite(score_p).any():
+                i = int(np.argmax(score_p))
+                return Plan(paused[i].trial_id, None, {f"trial {paused[i].trial_id}": float(score_p[i])},
+                            self.acquisition)
         with torch.no_grad():
             all_mean, all_var = gp.marginal(torch.arange(data.n), data.X, torch.ones(data.n, dtype=_DTYPE))
         final_mean = all_mean.numpy().copy()
@@ -1273,8 +1283,8 @@ class FreezeThawPolicy:
                            flight_x.to(_DTYPE).reshape(-1, d)])
         return (torch.cdist(U, tried).min(-1).values < self.min_distance).numpy()
 
-    def _promote_scores(self, history: History, paused: list[Trial], last: np.ndarray, final_mean: np.ndarray,
-                        row: dict[int, int], log_ei: np.ndarray, n_p: int) -> np.ndarray:
+    def _promote_scores(self, history: History, paused: list[Trial], last: np.ndarray,
+                        final_mean: np.ndarray | None, row: dict[int, int], log_ei: np.ndarray, n_p: int) -> np.ndarray:
         """ASHA's promotion with the model's forecasts: a paused trial at step ``s`` is thawed when its predicted
         final value is among the best ``floor(n / eta)`` of the ``n`` trials that got to ``s`` (``eta``:
         ``segment_growth``, default 3), the best predicted first; otherwise a new config by expected improvement.
@@ -1282,7 +1292,8 @@ class FreezeThawPolicy:
         eta = self.segment_growth or 3.0
         alive = [t for t in history if t.status is not TrialStatus.FAILED]
         reach = np.array([t.last_step for t in alive], dtype=float)
-        modelled = np.array([final_mean[row[t.trial_id]] if t.trial_id in row else np.inf for t in alive])
+        modelled = None if final_mean is None else np.array(
+            [final_mean[row[t.trial_id]] if t.trial_id in row else np.inf for t in alive])
         score = log_ei.copy()
         at_step: dict[int, np.ndarray] = {}
         pos = {t.trial_id: j for j, t in enumerate(alive)}
