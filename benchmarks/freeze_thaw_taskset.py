@@ -73,12 +73,18 @@ def report(out: Path, methods: list[str]) -> str:
     return md
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """A signal stopped the benchmark: not a method's crash, so never stored as a run's result."""
 
 
 def _on_signal(signum, frame) -> None:
     raise _Stop(signal.Signals(signum).name)
+
+
+def _init_pool_worker() -> None:
+    # A worker dies of SIGTERM (its run is lost, not stored); only the parent turns the signal into a clean stop.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _init_worker()
 
 
 def run(todo: list[RunSpec], out: Path, jobs: int) -> None:
@@ -96,7 +102,7 @@ def run(todo: list[RunSpec], out: Path, jobs: int) -> None:
         for i, spec in enumerate(todo, 1):
             note(i, _run_and_store(spec, str(out)))
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_pool_worker)
     pending: set[Future] = set()
     queue = list(todo)
     done = 0
