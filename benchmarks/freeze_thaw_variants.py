@@ -57,7 +57,7 @@ class FreezeThawPromote(FreezeThawScheduler):
 
     def __init__(self, space, metric, mode="min", **options) -> None:
         super().__init__(space, metric, mode, **{"acquisition": "promote", "segment_growth": 3.0,
-                                                 "min_distance": 0.2, **options})
+                                                 "promote_by": "forecast", "min_distance": 0.2, **options})
 
 
 class FreezeThawPromoteValue(FreezeThawPromote):

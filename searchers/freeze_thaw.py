@@ -4,7 +4,7 @@ With :class:`~schedulers.freeze_thaw.FreezeThawScheduler`, the scheduler's plan 
 and starting a new config, and this searcher proposes that config: both read one
 :class:`~hpo.surrogates.freeze_thaw.FreezeThawPolicy` (found through the space object they share). With any other
 scheduler (FIFO, ASHA), the searcher keeps its own policy and proposes the candidate with the best acquisition
-(entropy search over the final value, or expected improvement of the final value) among new configs only: a
+(by default expected improvement of the final value; or entropy search over it) among new configs only: a
 learning-curve-aware GP searcher that uses the partial curves of running and stopped trials.
 """
 
@@ -49,7 +49,7 @@ class FreezeThawSearcher(Searcher):
         3
     """
 
-    def __init__(self, space: Space, seed: int = 0, acquisition: str = "entropy", n_initial: int = 5,
+    def __init__(self, space: Space, seed: int = 0, acquisition: str = "promote", n_initial: int = 5,
                  candidates: Candidates | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> None:
         super().__init__(space, seed)
         self.candidates = Candidates.of(space, candidates)

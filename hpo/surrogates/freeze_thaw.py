@@ -967,8 +967,8 @@ class FreezeThawPolicy:
       when it ranks in the best ``1 / eta`` of the trials that got to ``s``, by the model's forecast of its final
       value (``promote_by="forecast"``) or, as ASHA, by its value at ``s`` (``"value"``); otherwise a new config
       by expected improvement of its final value. With ``segment_growth`` (segments end at ``min_steps`` times its
-      powers) it is ASHA with a learning-curve model proposing the configs. The cheapest rule, and the best we
-      measured on TaskSet (benchmarks/results/freeze_thaw_taskset.md).
+      powers) it is ASHA with a learning-curve model proposing the configs. The default: the cheapest rule, and the
+      best we measured on TaskSet (benchmarks/results/freeze_thaw_taskset.md).
 
     Entropy search only learns; when one paused trial is likely the best run (``P_min >= exploit_pmin`` among the
     runs that exist), it is thawed so that the sweep also finishes its best run. New configs are scored by the
@@ -984,12 +984,14 @@ class FreezeThawPolicy:
 
     Args:
         space, metric, mode: the sweep's.
-        acquisition: ``"entropy"``, ``"ei"``, ``"ei_horizon"``, ``"ei_next"`` or ``"promote"``.
+        acquisition: ``"promote"`` (default), ``"entropy"``, ``"ei"``, ``"ei_horizon"`` or ``"ei_next"``.
         segment_steps: steps a thawed trial runs before the next decision (default: ``max_step / 10``, >= 1).
         segment_growth: instead, geometric segments: a thawed trial at step ``s`` runs to ``s * segment_growth``
-            (``"promote"`` also keeps the best ``1 / segment_growth`` of each step's trials).
-        promote_by: ``"promote"`` ranks a step's trials by the model's forecast of their final value
-            (``"forecast"``) or, as ASHA, by their value at that step (``"value"``; the model then only proposes).
+            (``"promote"`` also keeps the best ``1 / segment_growth`` of each step's trials). Default 3 for
+            ``"promote"`` when ``segment_steps`` is not given, else none.
+        promote_by: ``"promote"`` ranks a step's trials as ASHA, by their value at that step (``"value"``, the
+            default; the model then only proposes new configs), or by the model's forecast of their final value
+            (``"forecast"``).
         min_distance: a new config closer than this to a tried one (in the unit cube) is not started: a near-copy
             (default 0: no limit).
         min_steps: steps a new trial runs before it may be paused (default: ``fidelity.low``).
@@ -1022,7 +1024,7 @@ class FreezeThawPolicy:
         space: Space,
         metric: str,
         mode: str = "min",
-        acquisition: str = "entropy",
+        acquisition: str = "promote",
         segment_steps: int | None = None,
         min_steps: int | None = None,
         n_initial: int = 5,
@@ -1035,7 +1037,7 @@ class FreezeThawPolicy:
         explore: float = 0.25,
         segment_growth: float | None = None,
         min_distance: float = 0.0,
-        promote_by: str = "forecast",
+        promote_by: str = "value",
         exploit_pmin: float = 0.5,
         cost_key: str = "wall_seconds",
         candidates: Candidates | Sequence[Mapping[str, Any]] | None = None,
@@ -1068,6 +1070,8 @@ class FreezeThawPolicy:
         if segment_growth is not None and not segment_growth > 1:
             raise ValueError(f"segment_growth must be > 1 (e.g. 3: segments end at 1, 3, 9, 27 steps), got "
                              f"{segment_growth}")
+        if segment_growth is None and segment_steps is None and acquisition == "promote":
+            segment_growth = 3.0  # ASHA's rungs: segments end at min_steps * 3^k
         self.segment_growth = None if segment_growth is None else float(segment_growth)
         if not min_distance >= 0:
             raise ValueError(f"min_distance must be >= 0 (a distance in the unit cube), got {min_distance}")
