@@ -168,3 +168,19 @@ def test_quick_suite_runs_resumes_and_reports(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "average rank" in report and "branin" in report
     assert list(tmp_path.glob("*.png"))
+
+
+def test_report_holds_a_run_that_finished_early_at_its_final_regret_and_cuts_one_with_a_smaller_budget():
+    from benchmarks.freeze_thaw_report import _median_trace
+
+    name = f"taskset/{TASKS[4].replace('FixedTextRNNClassification_imdb_', '')}"
+
+    def run(budget, costs, best):
+        return {"spec": {"problem": name, "budget": budget}, "trace": {"cost": costs, "best": best}}
+
+    grid = np.array([100.0, 2500.0, 4000.0, 5000.0])
+    early = run(100, [50.0, 1500.0], [0.9, 0.5])  # its table ran out at 1500 of its 5000 steps
+    half = run(50, [50.0, 2500.0], [0.9, 0.4])  # ran to its budget of 50 full runs = 2500 steps
+    assert _median_trace([early], grid, 0.0).tolist() == [0.9, 0.5, 0.5, 0.5]
+    out = _median_trace([half], grid, 0.0)
+    assert out[:2].tolist() == [0.9, 0.4] and np.isnan(out[2:]).all()
