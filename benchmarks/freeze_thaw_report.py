@@ -163,6 +163,48 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: dict[str, dict[str, list[dict]]], path: Path, budget: float | None = None,
+         reference: str = ASHA) -> None:
+    """One panel per problem: each method's median regret (over seeds) against the cost consumed; the dotted line
+    is the reference's final median regret, the grey one half the budget. Regret 0 is drawn at the axis floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = [p for p in sorted(results) if reference in results[p]]
+    if not problems:
+        return
+    cols = min(4, len(problems))
+    rows = -(-len(problems) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    floor = 1e-4
+    for ax, problem in zip(axes.flat, problems, strict=False):
+        methods = results[problem]
+        B = budget or _nominal_budget(methods[reference])
+        grid = np.linspace(B / 200, B, 200)
+        optimum = _optimum(methods)
+        for method, runs in sorted(methods.items()):
+            med = _median_trace(runs, grid, optimum)
+            label = method.split(":")[-1] + f" (n={len(runs)})"
+            ax.plot(grid, np.maximum(med, floor), label=label, lw=1.5 if "freeze" in method.lower() else 1.0)
+        r_ref = _median_trace(methods[reference], grid, optimum)[-1]
+        ax.axhline(max(r_ref, floor), ls=":", color="k", lw=0.8)
+        ax.axvline(B / 2, color="0.7", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(problem.split("/")[-1], fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(problems):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.supxlabel("cost consumed (steps for TaskSet)", fontsize=8)
+    fig.supylabel(f"median regret (floor {floor:g})", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dirs", nargs="+", type=Path)
@@ -170,10 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, help="B in cost units (default: ASHA's nominal budget)")
     p.add_argument("--suite", help="only runs of this suite (taskset, real)")
     p.add_argument("--methods", nargs="+", help="only these methods")
+    p.add_argument("--plot", type=Path, help="write a PNG of median regret against cost, one panel a problem")
     p.add_argument("--reference", default=ASHA, help=f"the method whose final median regret is the target "
                                                        f"(default {ASHA}; e.g. {ASHA}@table)")
     args = p.parse_args(argv)
-    rows = compare(load(args.dirs, args.suite, args.methods), args.budget, args.reference)
+    results = load(args.dirs, args.suite, args.methods)
+    rows = compare(results, args.budget, args.reference)
+    if args.plot:
+        plot(results, args.plot, args.budget, args.reference)
     md = markdown(rows)
     print(md)
     if args.out:

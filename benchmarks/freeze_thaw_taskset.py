@@ -9,8 +9,8 @@ Optuna's TPE with its HyperbandPruner (which cannot be restricted), each with a 
 steps), regret against total steps. Every finished run is stored at once as one JSON file under ``OUT/raw/`` (default
 ``benchmarks/results/freeze_thaw_taskset_table``) and skipped when the command runs again, so it can be stopped at any
 time (Ctrl-C, ``timeout``, SIGTERM) and continued; runs go seed by seed (seed 0 of every task and method first), so
-a partial run still covers every task. At the end, or when stopped, it writes ``OUT/report.md`` and
-``OUT/report.json`` (:mod:`benchmarks.freeze_thaw_report`) from whatever is stored; ``--report-only`` writes just
+a partial run still covers every task. At the end, or when stopped, it writes ``OUT/report.md``, ``OUT/regret.png``
+and ``OUT/report.json`` (:mod:`benchmarks.freeze_thaw_report`) from whatever is stored; ``--report-only`` writes just
 that. Smaller versions::
 
     python -m benchmarks.freeze_thaw_taskset --tasks 0 4 9 --seeds 2 --budget 50 --jobs 1
@@ -57,7 +57,7 @@ def specs(tasks: list[int], methods: list[str], seeds: int, workers: int, budget
 
 def report(out: Path, methods: list[str]) -> str:
     """Write ``OUT/report.md`` and ``OUT/report.json`` from the stored runs; the markdown."""
-    from benchmarks.freeze_thaw_report import compare, load, markdown
+    from benchmarks.freeze_thaw_report import compare, load, markdown, plot
 
     results = load([out], "taskset", methods)
     parts, tables = [], {}
@@ -68,6 +68,8 @@ def report(out: Path, methods: list[str]) -> str:
         parts.append(f"## Target: {reference}'s final median regret (R_asha)\n\n"
                      + (markdown(rows) if rows else f"(no problem has a {reference} run yet)\n"))
     md = "\n".join(parts) if parts else "(no ASHA reference among the methods)\n"
+    if "random+asha" in methods:
+        plot(results, out / "regret.png")
     (out / "report.md").write_text(md)
     (out / "report.json").write_text(json.dumps(tables, indent=1))
     return md
