@@ -216,7 +216,8 @@ def run_specs(
     """Run every spec not already stored; ``(spec, status, seconds)`` for those run."""
     todo = [s for s in specs if not (resume and _stored(s, out))]
     log(f"{len(specs) - len(todo)} of {len(specs)} runs already stored; running {len(todo)} with {jobs} job(s)")
-    todo.sort(key=_expected_cost, reverse=True)
+    # Seed by seed (a suite cut short still leaves complete seeds to compare), the longest runs of a seed first.
+    todo.sort(key=lambda spec: (spec.seed, -_expected_cost(spec)))
     done: list[tuple[RunSpec, str, float]] = []
     t0 = time.perf_counter()
 
