@@ -123,6 +123,17 @@ class CARBSReference:
         return _carbs_reference(space, **options)
 
 
+class CARBSHalfCost:
+    """``CARBSSearcher(cost_exponent=0.5)``: the acquisition divided by the square root of the predicted cost (an
+    ablation of the default's EI per unit cost, ``benchmarks.carbs_bench:CARBSHalfCost``)."""
+
+    @classmethod
+    def from_options(cls, space: Space, options: dict[str, Any]) -> Searcher:
+        from searchers.carbs import CARBSSearcher
+
+        return CARBSSearcher(space, cost_exponent=0.5, **options)
+
+
 def hypervolume(costs: np.ndarray, losses: np.ndarray, cost_range: tuple[float, float], loss_ref: float) -> float:
     """Area dominated by the points ``(log10 c, loss)`` within ``[log10 c_min, log10 c_max] x [-inf, loss_ref]``."""
     lo, hi = math.log10(cost_range[0]), math.log10(cost_range[1])
