@@ -134,6 +134,17 @@ class CARBSHalfCost:
         return CARBSSearcher(space, cost_exponent=0.5, **options)
 
 
+class CARBSNoCap:
+    """``CARBSSearcher(max_cost_growth=None)``: no cap on a suggestion's predicted cost relative to the cost spent
+    (an ablation, ``benchmarks.carbs_bench:CARBSNoCap``)."""
+
+    @classmethod
+    def from_options(cls, space: Space, options: dict[str, Any]) -> Searcher:
+        from searchers.carbs import CARBSSearcher
+
+        return CARBSSearcher(space, max_cost_growth=None, **options)
+
+
 def hypervolume(costs: np.ndarray, losses: np.ndarray, cost_range: tuple[float, float], loss_ref: float) -> float:
     """Area dominated by the points ``(log10 c, loss)`` within ``[log10 c_min, log10 c_max] x [-inf, loss_ref]``."""
     lo, hi = math.log10(cost_range[0]), math.log10(cost_range[1])
