@@ -67,6 +67,7 @@ class Candidates:
             rows.append(u)
         self.U = np.asarray(rows, dtype=float).reshape(len(rows), space.dim)
         self._seen: dict[int, tuple[Any, int]] = {}
+        self._orders: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -94,6 +95,19 @@ class Candidates:
             if hit[1] >= 0:
                 mask[hit[1]] = True
         return mask
+
+    def next_untried(self, history: History, seed: int) -> dict[str, Any] | None:
+        """The first candidate ``history`` has not tried, in an order shuffled by ``seed`` (None when all were):
+        a function of ``(candidates, history, seed)``, so a resumed sweep continues the same order."""
+        order = self._orders.get(seed)
+        if order is None:
+            order = self._orders[seed] = np.random.default_rng(seed).permutation(len(self))
+        untried = order[~self.tried(history)[order]]
+        return self.config(int(untried[0])) if len(untried) else None
+
+    def exhausted(self, history: History) -> bool:
+        """True when ``history`` tried every candidate."""
+        return bool(self.tried(history).all())
 
     @classmethod
     def of(cls, space: Space, candidates: Candidates | Sequence[Mapping[str, Any]] | None) -> Candidates | None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.searcher import Searcher
@@ -53,8 +51,6 @@ class FreezeThawSearcher(Searcher):
                  candidates: Candidates | Sequence[Mapping[str, Any]] | None = None, **options: Any) -> None:
         super().__init__(space, seed)
         self.candidates = Candidates.of(space, candidates)
-        self._order = None if self.candidates is None else np.random.default_rng(self.seed).permutation(
-            len(self.candidates))
         self._options = {"acquisition": acquisition, "n_initial": n_initial, "candidates": self.candidates,
                          **options}
         self._own: dict[tuple[str, str], FreezeThawPolicy] = {}
@@ -86,7 +82,7 @@ class FreezeThawSearcher(Searcher):
         return self._sobol(history)
 
     def is_finished(self, history: History) -> bool:
-        return self.candidates is not None and bool(self.candidates.tried(history).all())
+        return self.candidates is not None and self.candidates.exhausted(history)
 
     def suggest_batch(self, history: History, n: int) -> list[dict[str, Any]]:
         if self.policy(history).in_warmup(history):
@@ -96,8 +92,7 @@ class FreezeThawSearcher(Searcher):
 
     def _sobol(self, history: History) -> dict[str, Any] | None:
         if self.candidates is not None:  # the first untried candidate in a seeded random order
-            untried = self._order[~self.candidates.tried(history)[self._order]]
-            return self.candidates.config(int(untried[0])) if len(untried) else None
+            return self.candidates.next_untried(history, self.seed)
         seen = {self.space.key(t.config) for t in history}
         index = len(history)
         while True:

@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.searcher import Searcher
@@ -39,9 +37,7 @@ class RandomSearcher(Searcher):
 
     Example:
         >>> from hpo.space import Space, Int
-        >>> import numpy as np
-
-from hpo.candidates import Candidates
+        >>> from hpo.candidates import Candidates
 from hpo.history import History
         >>> space = Space({"n": Int(1, 3)})
         >>> s, h = RandomSearcher(space, seed=0), History(space, "loss")
@@ -53,8 +49,6 @@ from hpo.history import History
                  candidates: Candidates | Sequence[Mapping[str, Any]] | None = None) -> None:
         super().__init__(space, seed)
         self.candidates = Candidates.of(space, candidates)
-        self._order = None if self.candidates is None else np.random.default_rng(self.seed).permutation(
-            len(self.candidates))
         self._keys: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._counts: Counter = Counter()
         self._block_start = -1
@@ -101,8 +95,7 @@ from hpo.history import History
 
     def suggest(self, history: History) -> dict[str, Any] | None:
         if self.candidates is not None:
-            untried = self._order[~self.candidates.tried(history)[self._order]]
-            return self.candidates.config(int(untried[0])) if len(untried) else None
+            return self.candidates.next_untried(history, self.seed)
         seen = self._sync(history)
         if self.is_finished(history):
             return None
@@ -118,7 +111,7 @@ from hpo.history import History
 
     def is_finished(self, history: History) -> bool:
         if self.candidates is not None:
-            return bool(self.candidates.tried(history).all())
+            return self.candidates.exhausted(history)
         if self.space.cardinality() == float("inf"):
             return False
         self._sync(history)

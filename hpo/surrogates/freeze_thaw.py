@@ -1174,6 +1174,7 @@ class FreezeThawPolicy:
         # Members: paused trials with a curve, and new candidates.
         paused = [t for t in actionable if t.trial_id in row and t.status is not TrialStatus.FAILED
                   and t.last_step < max_step]
+        score_p = None
         if self.acquisition == "promote" and self.promote_by == "value" and paused:
             # ASHA's ranking needs no posterior: a promotable trial wins before any candidate is scored (the same
             # plan as scoring everything, at a fraction of the cost).
@@ -1208,7 +1209,10 @@ class FreezeThawPolicy:
         log_ei = log_expected_improvement(mean, sd, best_final)
 
         if self.acquisition == "promote":
-            score = self._promote_scores(history, paused, last, final_mean, row, log_ei, n_p)
+            if score_p is not None:  # by value, already ranked above (nothing was promotable)
+                score = np.concatenate([score_p, log_ei[n_p:]])
+            else:
+                score = self._promote_scores(history, paused, last, final_mean, row, log_ei, n_p)
             members = np.arange(n_p + n_c)
         elif self.acquisition == "ei_horizon":
             horizon = int(rng.integers(1, max_step + 1))
