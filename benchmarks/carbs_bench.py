@@ -134,6 +134,18 @@ class CARBSHalfCost:
         return CARBSSearcher(space, cost_exponent=0.5, **options)
 
 
+class CARBSHypervolume:
+    """``CARBSSearcher(improvement="hypervolume")``: expected hypervolume improvement of the (log cost, goodness)
+    front instead of EI over the Pareto value at the candidate's cost (``benchmarks.carbs_bench:CARBSHypervolume``,
+    ``carbs_hvi`` in ``compare``)."""
+
+    @classmethod
+    def from_options(cls, space: Space, options: dict[str, Any]) -> Searcher:
+        from searchers.carbs import CARBSSearcher
+
+        return CARBSSearcher(space, improvement="hypervolume", **options)
+
+
 class CARBSNoCap:
     """``CARBSSearcher(max_cost_growth=None)``: no cap on a suggestion's predicted cost relative to the cost spent
     (an ablation, ``benchmarks.carbs_bench:CARBSNoCap``)."""
@@ -167,13 +179,17 @@ def _searcher(method: str, space: Space, seed: int) -> Searcher:
         from searchers.carbs import CARBSSearcher
 
         return CARBSSearcher(space, seed=seed, mode="reference" if method == "carbs_reference" else "carbs")
+    if method == "carbs_hvi":
+        from searchers.carbs import CARBSSearcher
+
+        return CARBSSearcher(space, seed=seed, improvement="hypervolume")
     if method == "random":
         from searchers.random import RandomSearcher
 
         return RandomSearcher(space, seed=seed)
     if method in ("tpe", "nsga2"):
         return OptunaMOSearcher(space, seed=seed, sampler=method)
-    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    raise ValueError(f"unknown method {method!r}; choose from {(*METHODS, 'carbs_hvi')}")
 
 
 class _Timed(Searcher):

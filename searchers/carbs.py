@@ -87,13 +87,20 @@ from hpo.history import History
 from hpo.scaling import pareto_groups, trial_cost
 from hpo.searcher import Searcher
 from hpo.space import Choice, Int, Space
-from hpo.surrogates.carbs import CARBSSurrogate, HyperCache, expected_improvement, log_expected_improvement
+from hpo.surrogates.carbs import (
+    CARBSSurrogate,
+    HyperCache,
+    expected_improvement,
+    log_expected_hypervolume_improvement,
+    log_expected_improvement,
+)
 from hpo.trial import Trial, TrialStatus
 
 __all__ = ["BasicSpace", "CARBSSearcher", "pareto_groups", "trial_cost"]
 
 _WIDTH = 4.0  # basic units spanned by a bounded parameter with the default scale
 _MODES = ("carbs", "reference")
+_IMPROVEMENTS = ("pareto", "hypervolume")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -392,6 +399,10 @@ class CARBSSearcher(Searcher):
             0.5 ours, None reference; None disables).
         max_radius: the adaptive radius' upper bound in basic units (2.0).
         cost_exponent: ``beta`` in ``a(x) / c_hat(x)^beta`` (default 1 ours: EI per unit cost; 0 reference).
+        improvement: what the acquisition's EI measures (ours only): ``"pareto"``, EI over the Pareto value at the
+            candidate's predicted cost (the paper's), or ``"hypervolume"``, the expected area added to the front's
+            dominated region of (log cost, goodness)
+            (:func:`~hpo.surrogates.carbs.log_expected_hypervolume_improvement`).
 
     Example:
         >>> from hpo.space import Space, Float, Int
@@ -423,6 +434,7 @@ class CARBSSearcher(Searcher):
         max_cost_growth: float | str | None = "default",
         max_radius: float = 2.0,
         cost_exponent: float | None = None,
+        improvement: str = "pareto",
     ) -> None:
         super().__init__(space, seed)
         if mode not in _MODES:
@@ -444,6 +456,9 @@ class CARBSSearcher(Searcher):
         self.min_pareto_cost_fraction = float(min_pareto_cost_fraction)
         self.exploration_bias = float(exploration_bias if exploration_bias is not None else (1.0 if ref else 0.0))
         self.cost_exponent = float(cost_exponent if cost_exponent is not None else (0.0 if ref else 1.0))
+        if improvement not in _IMPROVEMENTS:
+            raise ValueError(f"CARBS improvement must be one of {_IMPROVEMENTS}, got {improvement!r}")
+        self.improvement = improvement
         self.clamp_pareto_value = ref if clamp_pareto_value is None else bool(clamp_pareto_value)
         if max_cost_growth == "default":
             max_cost_growth = None if ref else 0.5
@@ -750,7 +765,10 @@ class CARBSSearcher(Searcher):
             ei = expected_improvement(pred.g_mean, pred.g_std, tau, self.exploration_bias)
             score = ei * np.exp(logp_prior) * pred.p_success * allowed
         else:
-            log_ei = log_expected_improvement(pred.g_mean, pred.g_std, tau, self.exploration_bias)
+            if self.improvement == "hypervolume":
+                log_ei = self._log_hvi(surrogate, pred, data, groups)
+            else:
+                log_ei = log_expected_improvement(pred.g_mean, pred.g_std, tau, self.exploration_bias)
             with np.errstate(divide="ignore"):
                 score = log_ei + logp_prior + np.log(pred.p_success) + np.where(allowed, 0.0, -np.inf)
                 score = score - self.cost_exponent * pred.log_cost
@@ -766,6 +784,19 @@ class CARBSSearcher(Searcher):
             "tau": float(tau[best]),
         }
         return b.config(Zc[best], Kc[best])
+
+    def _log_hvi(self, surrogate: CARBSSurrogate, pred: Any, data: _Data, groups: list[list[int]]) -> np.ndarray:
+        """``log E[HVI]`` of each candidate against the front of Pareto groups (group means), goodness counted
+        from the worst observed and cost up to one standard deviation of log cost beyond the dearest of the
+        members and candidates (so that beating the best value anywhere still counts)."""
+        front_ell = surrogate.ell(np.array([data.c[g].mean() for g in groups]))
+        front_g = surrogate.goodness(np.array([data.y[g].mean() for g in groups]))
+        ell = (pred.log_cost - surrogate._c_shift) / surrogate._c_scale
+        ell_ref = float(max(ell.max(), front_ell.max())) + 1.0
+        g_ref = float(surrogate.goodness(np.array([data.y.max()]))[0])
+        return log_expected_hypervolume_improvement(
+            pred.g_mean, pred.g_std, ell, front_ell, front_g, g_ref, ell_ref, self.exploration_bias
+        )
 
 
 def _row_key(z: np.ndarray, k: np.ndarray) -> bytes:

@@ -157,6 +157,30 @@ def test_categorical_and_log_integer_parameters_are_searched_and_their_optimum_f
     assert abs(math.log10(best["lr"]) + 2) < 0.5
 
 
+def test_expected_hypervolume_improvement_matches_monte_carlo_over_the_step_front():
+    from hpo.surrogates.carbs import log_expected_hypervolume_improvement
+
+    front_ell, front_g = np.array([-1.0, 0.0, 1.2]), np.array([-0.5, 0.4, 1.0])
+    g_ref, ell_ref = -2.0, 2.0
+    mu, sd = np.array([0.5, 1.1, 0.0, -1.0]), np.array([0.3, 0.2, 0.5, 0.4])
+    ell = np.array([-0.5, 1.5, -1.5, 0.5])
+    exact = np.exp(log_expected_hypervolume_improvement(mu, sd, ell, front_ell, front_g, g_ref, ell_ref))
+
+    def area(g, e):  # the added area by brute force on a fine grid of costs
+        grid = np.linspace(e, ell_ref, 4001)
+        members = list(zip(front_ell, front_g, strict=True))
+        level = np.array([max([g_ref] + [fg for fe, fg in members if fe <= x]) for x in grid])
+        return np.trapezoid(np.clip(g[:, None] - level[None], 0, None), grid, axis=1)
+
+    rng = np.random.default_rng(0)
+    mc = np.array([area(m + s * rng.standard_normal(4000), e).mean() for m, s, e in zip(mu, sd, ell, strict=True)])
+    np.testing.assert_allclose(exact, mc, rtol=0.03, atol=1e-4)
+    # a candidate far below the front everywhere adds (almost) nothing; one cheaper than every member adds most
+    assert exact[3] < 1e-3 < exact[0] and exact[2] > exact[3]
+    with pytest.raises(ValueError, match="improvement"):
+        CARBSSearcher(Space({"x": Float(0.0, 1.0)}), improvement="ehvi")
+
+
 # -- determinism, pending work, resampling, cost ------------------------------------------------------------------
 
 
