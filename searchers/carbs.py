@@ -51,6 +51,13 @@ the search up the cost axis), the reference's fixed-hyperparameter GPs and quant
   on a cheap search centre and the clamp to climb the cost axis); on our synthetic cost-aware benchmark, without
   the cost term our changes did not beat random search on the (cost, loss) hypervolume at equal total cost, with
   it they do (``benchmarks/results/carbs_*``);
+- the improvement is the front's (``improvement="hypervolume"``): the expected area a candidate adds to the region
+  of (log cost, goodness) that the front dominates, a sum over the front's steps of EI against each step's value
+  weighted by its width beyond the candidate's predicted cost
+  (:func:`~hpo.surrogates.carbs.log_expected_hypervolume_improvement`). The paper's EI over the Pareto value at the
+  predicted cost alone (``"pareto"``) counts a small gain at a cheap cost as much as the same gain where the front
+  has a wide gap; on the real cost-aware char-LM that let one seed in three spend its whole budget on hundreds of
+  runs in the cheapest corner (``benchmarks/results/carbs_README.md``, section 4);
 - both modes: categorical and log-integer parameters; no crash on an empty Pareto set (imbue-ai/carbs issue 6: the
   random phase takes over) or when every trial failed.
 
@@ -399,10 +406,10 @@ class CARBSSearcher(Searcher):
             0.5 ours, None reference; None disables).
         max_radius: the adaptive radius' upper bound in basic units (2.0).
         cost_exponent: ``beta`` in ``a(x) / c_hat(x)^beta`` (default 1 ours: EI per unit cost; 0 reference).
-        improvement: what the acquisition's EI measures (ours only): ``"pareto"``, EI over the Pareto value at the
-            candidate's predicted cost (the paper's), or ``"hypervolume"``, the expected area added to the front's
-            dominated region of (log cost, goodness)
-            (:func:`~hpo.surrogates.carbs.log_expected_hypervolume_improvement`).
+        improvement: what the acquisition's EI measures: ``"hypervolume"`` (default ours), the expected area added
+            to the front's dominated region of (log cost, goodness)
+            (:func:`~hpo.surrogates.carbs.log_expected_hypervolume_improvement`), or ``"pareto"`` (the reference's
+            and the paper's), EI over the Pareto value at the candidate's predicted cost.
 
     Example:
         >>> from hpo.space import Space, Float, Int
@@ -434,7 +441,7 @@ class CARBSSearcher(Searcher):
         max_cost_growth: float | str | None = "default",
         max_radius: float = 2.0,
         cost_exponent: float | None = None,
-        improvement: str = "pareto",
+        improvement: str | None = None,
     ) -> None:
         super().__init__(space, seed)
         if mode not in _MODES:
@@ -456,8 +463,14 @@ class CARBSSearcher(Searcher):
         self.min_pareto_cost_fraction = float(min_pareto_cost_fraction)
         self.exploration_bias = float(exploration_bias if exploration_bias is not None else (1.0 if ref else 0.0))
         self.cost_exponent = float(cost_exponent if cost_exponent is not None else (0.0 if ref else 1.0))
+        improvement = improvement if improvement is not None else ("pareto" if ref else "hypervolume")
         if improvement not in _IMPROVEMENTS:
             raise ValueError(f"CARBS improvement must be one of {_IMPROVEMENTS}, got {improvement!r}")
+        if ref and improvement != "pareto":
+            raise ValueError(
+                "CARBS mode='reference' scores EI over the Pareto value (improvement='pareto'); "
+                "use mode='carbs' for improvement='hypervolume'"
+            )
         self.improvement = improvement
         self.clamp_pareto_value = ref if clamp_pareto_value is None else bool(clamp_pareto_value)
         if max_cost_growth == "default":
