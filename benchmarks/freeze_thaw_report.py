@@ -33,9 +33,11 @@ ASHA = "random+asha"
 TPE_HB = "optuna_tpe+hyperband"
 
 
-def load(dirs: list[Path], suite: str | None = None, methods: list[str] | None = None) -> dict[str, dict[str, list]]:
-    """``problem -> method -> [run records]`` from the raw results under ``dirs`` (status ok; of ``suite`` and
-    ``methods`` when given)."""
+def load(
+    dirs: list[Path], suite: str | None = None, methods: list[str] | None = None, seeds: int | None = None
+) -> dict[str, dict[str, list]]:
+    """``problem -> method -> [run records]`` from the raw results under ``dirs`` (status ok; of ``suite``,
+    ``methods`` and seeds ``0 .. seeds - 1`` when given)."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for d in dirs:
         for f in sorted(Path(d).glob("raw/**/*.json")):
@@ -44,6 +46,8 @@ def load(dirs: list[Path], suite: str | None = None, methods: list[str] | None =
             if r.get("status") != "ok" or (suite and spec.get("suite") != suite):
                 continue
             if methods and spec.get("method") not in methods:
+                continue
+            if seeds is not None and spec.get("seed", 0) >= seeds:
                 continue
             out[spec["problem"]][spec["method"]].append(r)
     return out

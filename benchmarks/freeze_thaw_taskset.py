@@ -55,11 +55,12 @@ def specs(tasks: list[int], methods: list[str], seeds: int, workers: int, budget
     ]
 
 
-def report(out: Path, methods: list[str]) -> str:
-    """Write ``OUT/report.md`` and ``OUT/report.json`` from the stored runs; the markdown."""
+def report(out: Path, methods: list[str], seeds: int | None = None) -> str:
+    """Write ``OUT/report.md`` and ``OUT/report.json`` from the stored runs (of seeds ``0 .. seeds - 1`` when given:
+    ``--report-only --seeds 5`` reports the first five seeds while later ones are still running); the markdown."""
     from benchmarks.freeze_thaw_report import compare, load, markdown, plot
 
-    results = load([out], "taskset", methods)
+    results = load([out], "taskset", methods, seeds)
     parts, tables = [], {}
     for reference in ("random+asha", "random+asha@table"):
         if reference not in methods:
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, _Stop) as e:
             print(f"stopped ({type(e).__name__} {e}); finished runs are stored, run again to continue",
                   file=sys.stderr, flush=True)
-    print(report(args.out, args.methods))
+    print(report(args.out, args.methods, args.seeds))
     return 0
 
 
