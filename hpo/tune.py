@@ -451,8 +451,14 @@ def transfer_sweep(
     parameterization: str | None = None,
     optimizer: str | None = None,
     out: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Carry a finished sweep's best hyperparameters from its base shape to ``target``; write and return them.
+
+    ``overrides`` replaces values of the best config before the transfer (for example a learning rate refined on
+    the proxy after the sweep: ``python -m examples.transfer_gpt.refine``); each must name a searched or constant
+    parameter of the sweep, and the result records them under ``overrides`` (the sweep's own values under
+    ``overridden``).
 
     The base shape, parameterization and optimizer come from the sweep's ``transfer`` section (stored with the
     sweep); ``base``, ``parameterization`` and ``optimizer`` supply them for a sweep without one (and must agree
@@ -500,10 +506,17 @@ def transfer_sweep(
     best = _best_for_transfer(history, spec["space"].get("fidelity"))
     if best is None:
         raise ValueError(f"{str(directory)!r} has no trial with a finite {spec['metric']!r} yet; nothing to transfer")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(best.config))
+    if unknown:
+        raise ValueError(
+            f"cannot override {unknown}: not parameters of the sweep; choose among {sorted(best.config)}"
+        )
+    best_config = {**best.config, **overrides}
     t = transfer_hparams(
-        best.config, section["base"], target, section["parameterization"], optimizer=section["optimizer"]
+        best_config, section["base"], target, section["parameterization"], optimizer=section["optimizer"]
     )
-    config = dict(best.config)
+    config = dict(best_config)
     config.update({"width": t.target.width, "depth": t.target.depth})
     config.update({"base_width": t.base.width, "base_depth": t.base.depth})
     result: dict[str, Any] = {
@@ -518,7 +531,9 @@ def transfer_sweep(
         "base": {"width": t.base.width, "depth": t.base.depth},
         "target": {"width": t.target.width, "depth": t.target.depth},
         "multipliers": {"width": t.mult.width, "depth": t.mult.depth},
-        "best_config": dict(best.config),
+        "best_config": best_config,
+        "overrides": overrides,
+        "overridden": {k: best.config[k] for k in overrides},  # the sweep's own values
         "groups": {role: dict(g) for role, g in t.groups.items()},
         "forward": dict(t.forward),
         "unchanged": dict(t.unchanged),
@@ -528,7 +543,8 @@ def transfer_sweep(
     path = Path(out) if out is not None else directory / "transferred.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        f.write(f"# hpo-tune transfer {directory} --target width={t.target.width},depth={t.target.depth}\n")
+        sets = "".join(f" --set {k}={v!r}" for k, v in overrides.items())
+        f.write(f"# hpo-tune transfer {directory} --target width={t.target.width},depth={t.target.depth}{sets}\n")
         yaml.safe_dump(result, f, sort_keys=False, width=120)
     result["path"] = str(path)
     return result
@@ -545,8 +561,21 @@ def _transfer_command(argv: Sequence[str]) -> int:
     p.add_argument("--parameterization", help="sp | mup | depth_mup | completep, for a sweep that declares none")
     p.add_argument("--optimizer", help="adamw | sgd | muon, for a sweep that declares none")
     p.add_argument("--out", help="write the result here (YAML; default DIRECTORY/transferred.yaml)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a value of the best config before the transfer (repeatable), e.g. --set lr=0.0078125",
+    )
     a = p.parse_args(argv)
     try:
+        overrides = {}
+        for item in a.set:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"--set must be NAME=VALUE (e.g. --set lr=0.0078125), got {item!r}")
+            overrides[name.strip()] = yaml.safe_load(value)
         result = transfer_sweep(
             a.directory,
             parse_shape(a.target, "--target"),
@@ -554,6 +583,7 @@ def _transfer_command(argv: Sequence[str]) -> int:
             parameterization=a.parameterization,
             optimizer=a.optimizer,
             out=a.out,
+            overrides=overrides,
         )
     except (SweepFileError, SpaceError, ValueError, KeyError) as e:
         print(f"hpo-tune: error: {e}", file=sys.stderr)

@@ -121,6 +121,20 @@ def test_transfer_command_scales_the_best_config_by_the_completep_rules(tmp_path
     assert t["config"] == {**best, "width": 128, "depth": 4, "base_width": 32, "base_depth": 2}
 
 
+def test_set_overrides_a_best_value_before_the_transfer_and_an_unknown_name_is_refused(tmp_path, capsys):
+    run_sweep(tmp_path / "s", transfer={"base": BASE, "parameterization": "completep"}, width=32, depth=2)
+    assert main(["transfer", str(tmp_path / "s"), "--target", "width=128,depth=4", "--set", "lr=0.0078125"]) == 0
+    t = yaml.safe_load((tmp_path / "s" / "transferred.yaml").read_text())
+    assert t["overrides"] == {"lr": 0.0078125} and t["best_config"]["lr"] == 0.0078125
+    assert t["groups"]["hidden"]["lr"] == pytest.approx(0.0078125 / 4) and t["config"]["lr"] == 0.0078125
+    assert "--set lr=0.0078125" in (tmp_path / "s" / "transferred.yaml").read_text().splitlines()[0]
+    capsys.readouterr()
+    assert main(["transfer", str(tmp_path / "s"), "--target", "width=128,depth=4", "--set", "lrr=0.1"]) == 2
+    assert "cannot override ['lrr']" in capsys.readouterr().err
+    assert main(["transfer", str(tmp_path / "s"), "--target", "width=128,depth=4", "--set", "lr"]) == 2
+    assert "--set must be NAME=VALUE" in capsys.readouterr().err
+
+
 def test_transfer_under_mup_scales_width_only_and_sp_nothing(tmp_path):
     run_sweep(tmp_path / "m", transfer={"base": BASE, "parameterization": "mup"})
     t = transfer_sweep(tmp_path / "m", {"width": 256, "depth": 8})

@@ -86,6 +86,13 @@ def test_guide_commands_run_on_the_smallest_sweep(tmp_path):
     t = yaml.safe_load((d / "transferred.yaml").read_text())
     assert t["source"]["step"] == 20 and t["config"]["width"] == 32 and t["config"]["base_width"] == 16
     assert t["groups"]["hidden"]["lr"] == pytest.approx(t["best_config"]["lr"] / 2)
+    out = sh("-m", "examples.transfer_gpt.refine", str(d), "--lrs=-7,-5", "--seeds", "0", "1")
+    refined = json.loads((d / "refine.json").read_text())
+    means = {k: (refined["runs"][f"0,{k}"] + refined["runs"][f"1,{k}"]) / 2 for k in ("-7", "-5")}
+    assert refined["best_k"] == float(min(means, key=means.get))
+    t = yaml.safe_load((d / "transferred.yaml").read_text())
+    assert t["overrides"] == {"lr": 2.0 ** refined["best_k"]} == {"lr": t["best_config"]["lr"]}
+    assert t["groups"]["hidden"]["lr"] == pytest.approx(t["best_config"]["lr"] / 2)
     out = sh("-m", "examples.transfer_gpt.check", str(d), "--grid=-1,1")
     assert "transferred: val loss" in out
     runs = json.loads((d / "check.json").read_text())["runs"]

@@ -53,14 +53,19 @@ def _train(config: dict[str, Any]) -> dict[str, Any]:
 
 def proxy_cost(directory: str | os.PathLike[str]) -> dict[str, float]:
     """What a sweep spent: the sum over its trials of reported ``flops`` and measured ``wall_seconds``, and the
-    number of trials and of training steps."""
+    number of trials and of training steps; plus the proxy runs of ``DIR/refine.json`` (``refine.py``) when there
+    are any (``refine_runs`` of them), which are part of the proxy's cost."""
     with Storage(directory, readonly=True) as st:
         trials = st.load_trials()
+    refine = Path(directory) / "refine.json"
+    extra = list(json.loads(refine.read_text())["runs"].values()) if refine.is_file() else []
     return {
-        "flops": sum(float(t.cost.get("flops", 0.0)) for t in trials),
-        "wall_seconds": sum(float(t.cost.get("wall_seconds", 0.0)) for t in trials),
+        "flops": sum(float(t.cost.get("flops", 0.0)) for t in trials) + sum(r["flops"] for r in extra),
+        "wall_seconds": sum(float(t.cost.get("wall_seconds", 0.0)) for t in trials)
+        + sum(r["wall_seconds"] for r in extra),
         "trials": float(len(trials)),
-        "steps": float(sum(t.last_step for t in trials)),
+        "steps": float(sum(t.last_step for t in trials)) + sum(r["steps"] for r in extra),
+        "refine_runs": float(len(extra)),
     }
 
 
@@ -171,8 +176,9 @@ def summarize(
     ]
     if direct:
         lines.append(
-            f"- compute: proxy sweep {proxy['flops']:.3g} FLOPs ({int(proxy['trials'])} trials, "
-            f"{int(proxy['steps'])} steps, {proxy['wall_seconds']:.0f} s of trial time), direct sweep "
+            f"- compute: proxy sweep {proxy['flops']:.3g} FLOPs ({int(proxy['trials'])} trials"
+            + (f" + {int(proxy['refine_runs'])} refinement runs" if proxy.get("refine_runs") else "")
+            + f", {int(proxy['steps'])} steps, {proxy['wall_seconds']:.0f} s of trial time), direct sweep "
             f"{direct_flops:.3g} FLOPs ({direct_wall:.0f} s): ratio {cost_ratio:.3f} in FLOPs "
             f"({'at most' if cost_ratio <= 0.25 else 'MORE than'} 1/4), {wall_ratio:.3f} in wall time"
         )

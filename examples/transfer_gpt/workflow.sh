@@ -16,6 +16,8 @@ for sweep in adamw adamw_sp; do
   $HPO_TUNE examples/transfer_gpt/sweep_$sweep.yaml --quiet
   # 2. transfer the best hyperparameters to the target shape (writes $dir/transferred.yaml)
   $HPO_TUNE transfer $dir --target "$TARGET"
-  # 3. train the target with them, and a direct learning-rate sweep at the target for comparison
+  # 3. refine the learning rate on the proxy (base shape, 7 lrs x 2 seeds) and transfer the refined value
+  python -m examples.transfer_gpt.refine $dir --lrs=-9:-3 --seeds 0 1
+  # 4. train the target with them, and a direct learning-rate sweep at the target for comparison
   python -m examples.transfer_gpt.check $dir --grid= --direct=$direct
 done
