@@ -8,7 +8,8 @@
 # 1. sweep the AdamW hyperparameters of a small GPT (the *proxy*, width 32, depth 2) in CompleteP, with random
 #    search and ASHA pausing and resuming trials from their checkpoints, on the local Ray;
 # 2. transfer the winner to the target shape (width 128, depth 4) with `hpo.transfer`;
-# 3. train the target with it, and with a small learning-rate grid around it.
+# 3. refine its learning rate on the proxy (a small grid, two seeds) and transfer the refined value;
+# 4. train the target with it, and with a small learning-rate grid around it.
 
 # %%
 from __future__ import annotations
@@ -17,7 +18,10 @@ import argparse
 import math
 from pathlib import Path
 
+import yaml
+
 import hpo
+from examples.transfer_gpt.refine import refine
 from examples.transfer_gpt.trainable import run, train
 from hpo.tune import transfer_sweep
 
@@ -78,7 +82,20 @@ print(t["describe"])
 target_config = t["config"]  # base values + target shape + base shape: the GPT applies the rules itself
 
 # %% [markdown]
-# ## 3. Train the target with the transferred hyperparameters and a grid around them
+# ## 3. Refine the learning rate on the proxy
+# ASHA trains few trials to the full budget, and on a flat learning-rate curve the best of those few can sit
+# octaves from the proxy's own optimum. `refine` trains the winner at the base shape with base lr `2^k` (two
+# seeds), and transfers the `k` with the lowest mean loss again (`hpo-tune transfer ... --set lr=2^k`).
+
+# %%
+KS = [-7.0, -5.0] if args.quick else [float(k) for k in range(-9, -2)]
+refined = refine(args.directory, KS, [0, 1])
+print(f"refined base lr 2^{refined['best_k']:g} (the sweep's winner: 2^{refined['winner_log2_lr']:.2f})")
+t = yaml.safe_load(Path(refined["transferred"]).read_text())
+target_config = t["config"]
+
+# %% [markdown]
+# ## 4. Train the target with the transferred hyperparameters and a grid around them
 
 # %%
 losses = {}

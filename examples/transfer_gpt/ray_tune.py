@@ -3,7 +3,8 @@
 The proxy sweep of ``sweep_adamw.yaml`` written for Ray Tune: ``search_alg=HpoSearch("random")`` and
 ``scheduler=HpoScheduler("asha", ...)`` are the only hpo pieces in the sweep; the trainable reports a Ray Tune
 checkpoint at every evaluation, so ASHA can pause a trial (freeing its worker) and resume it later from there.
-Then ``hpo.transfer.transfer_hparams`` carries the winner to the target shape, and the target trains with it.
+Then the winner's learning rate is refined on the proxy (``examples.transfer_gpt.refine.refine_lr``: base lr
+``2^k``, two seeds), ``hpo.transfer.transfer_hparams`` carries it to the target shape, and the target trains with it.
 
     python -m examples.transfer_gpt.ray_tune            # 48 proxy trials + one target run: ~15 min on 2 CPUs
     python -m examples.transfer_gpt.ray_tune --quick    # the smallest version: about a minute
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from examples.transfer_gpt.refine import refine_lr
 from examples.transfer_gpt.trainable import loop, run
 from hpo.integrations.ray_tune import HpoScheduler, HpoSearch
 from hpo.transfer import transfer_hparams
@@ -111,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     config, value = sweep(base, overrides, num_samples=n, grace_period=grace)
     print(f"proxy {base}: best val_loss {value:.4f} with lr {config['lr']:.4g}, weight_decay "
           f"{config['weight_decay']:.3g}, beta2 {config['beta2']:.4f}, warmup {config['warmup_fraction']:.3f}")
+    # Refine the learning rate on the proxy (examples/transfer_gpt/refine.py): base lr 2^k, two seeds.
+    ks = [-7.0, -5.0] if a.quick else [float(k) for k in range(-9, -2)]
+    best_k, _, _ = refine_lr({**config, **base}, ks, [0, 1])
+    print(f"refined base lr 2^{best_k:g} (the sweep's winner: 2^{math.log2(config['lr']):.2f})")
+    config = {**config, "lr": 2.0**best_k}
     t = transfer_hparams(config, base, target, config["parameterization"], optimizer=config["optimizer"])
     print(t.describe())
     # The GPT applies hpo.transfer's rules itself from the base values, the base shape and its own shape.

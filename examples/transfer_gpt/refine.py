@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["main", "refine"]
+__all__ = ["main", "refine", "refine_lr"]
 
 
 def _train(config: dict[str, Any]) -> dict[str, float]:
@@ -38,6 +38,34 @@ def _train(config: dict[str, Any]) -> dict[str, float]:
     r = run(config)
     return {"val_loss": float(r["val_loss"]), "flops": float(r["flops"]), "wall_seconds": float(r["wall_seconds"]),
             "steps": float(r["curve"][-1][0]) if r["curve"] else 0.0}
+
+
+def refine_lr(
+    config: dict[str, Any],
+    ks: list[float],
+    seeds: list[int],
+    runs: dict[str, dict[str, float]] | None = None,
+    on_run: Any = None,
+) -> tuple[float, dict[str, float], dict[str, dict[str, float]]]:
+    """Train ``config`` (at its own shape, the full budget) with base lr ``2^k`` for each ``k`` and seed, skipping
+    the ``"seed,k"`` keys ``runs`` already holds; ``(best k by mean loss, {k: mean}, runs)``. ``on_run(runs)`` is
+    called after each run (to store it)."""
+    runs = {} if runs is None else runs
+    base = {k: v for k, v in config.items() if k != "step"}  # a sweep's fidelity: train the full budget
+    for seed in seeds:
+        for k in ks:
+            key = f"{seed},{k:g}"
+            if key in runs:
+                continue
+            runs[key] = _train(dict(base, lr=2.0**k, seed=seed))
+            if on_run is not None:
+                on_run(runs)
+            print(f"  seed {seed}, lr 2^{k:g}: val_loss {runs[key]['val_loss']:.4f}", flush=True)
+    mean = {k: sum(runs[f"{s},{k:g}"]["val_loss"] for s in seeds) / len(seeds) for k in ks}
+    finite = {k: v for k, v in mean.items() if math.isfinite(v)}
+    if not finite:
+        raise ValueError("every refinement run diverged; widen --lrs towards smaller learning rates")
+    return min(finite, key=finite.get), mean, runs
 
 
 def refine(directory: str | os.PathLike[str], ks: list[float], seeds: list[int]) -> dict[str, Any]:
@@ -55,24 +83,14 @@ def refine(directory: str | os.PathLike[str], ks: list[float], seeds: list[int])
             f"{str(path)!r} not found; run 'hpo-tune transfer {directory} --target width=N,depth=L' first"
         )
     transferred = yaml.safe_load(path.read_text())
-    base = dict(transferred["best_config"])
     fidelity = transferred["source"].get("step")
-    base.pop("step", None)  # the sweep's fidelity: train the full budget
     out = directory / "refine.json"
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
-    for seed in seeds:
-        for k in ks:
-            key = f"{seed},{k:g}"
-            if key in record["runs"]:
-                continue
-            record["runs"][key] = _train(dict(base, lr=2.0**k, seed=seed))
-            out.write_text(json.dumps(record, indent=1))
-            print(f"  seed {seed}, lr 2^{k:g}: val_loss {record['runs'][key]['val_loss']:.4f}", flush=True)
-    mean = {k: sum(record["runs"][f"{s},{k:g}"]["val_loss"] for s in seeds) / len(seeds) for k in ks}
-    finite = {k: v for k, v in mean.items() if math.isfinite(v)}
-    if not finite:
-        raise ValueError("every refinement run diverged; widen --lrs towards smaller learning rates")
-    best_k = min(finite, key=finite.get)
+
+    def store(runs: dict[str, dict[str, float]]) -> None:
+        out.write_text(json.dumps({**record, "runs": runs}, indent=1))
+
+    best_k, mean, record["runs"] = refine_lr(dict(transferred["best_config"]), ks, seeds, record["runs"], store)
     result = transfer_sweep(directory, transferred["target"], overrides={"lr": 2.0**best_k})
     record.update({"mean": {f"{k:g}": v for k, v in mean.items()}, "best_k": best_k, "seeds": seeds,
                    "winner_log2_lr": math.log2((transferred.get("overridden") or transferred["best_config"])["lr"]),
