@@ -88,7 +88,9 @@ def test_guide_commands_run_on_the_smallest_sweep(tmp_path):
     assert t["groups"]["hidden"]["lr"] == pytest.approx(t["best_config"]["lr"] / 2)
     out = sh("-m", "examples.transfer_gpt.refine", str(d), "--lrs=-7,-5", "--seeds", "0", "1")
     refined = json.loads((d / "refine.json").read_text())
-    means = {k: (refined["runs"][f"0,{k}"] + refined["runs"][f"1,{k}"]) / 2 for k in ("-7", "-5")}
+    loss = {key: r["val_loss"] for key, r in refined["runs"].items()}
+    means = {k: (loss[f"0,{k}"] + loss[f"1,{k}"]) / 2 for k in ("-7", "-5")}
+    assert all(r["flops"] > 0 and r["steps"] == 20 for r in refined["runs"].values())
     assert refined["best_k"] == float(min(means, key=means.get))
     t = yaml.safe_load((d / "transferred.yaml").read_text())
     assert t["overrides"] == {"lr": 2.0 ** refined["best_k"]} == {"lr": t["best_config"]["lr"]}
@@ -100,3 +102,7 @@ def test_guide_commands_run_on_the_smallest_sweep(tmp_path):
         [t["best_config"]["lr"] * f for f in (0.5, 1, 2)]
     )
     assert all(r["config"]["width"] == 32 and r["val_loss"] < 4.0 for r in runs.values())
+    from examples.transfer_gpt.check import proxy_cost  # the proxy's compute counts the refinement runs
+
+    cost = proxy_cost(d)
+    assert cost["refine_runs"] == 4 and cost["flops"] > sum(r["flops"] for r in refined["runs"].values())

@@ -47,11 +47,11 @@ def refine_lr(
     runs: dict[str, dict[str, float]] | None = None,
     on_run: Any = None,
 ) -> tuple[float, dict[str, float], dict[str, dict[str, float]]]:
-    """Train ``config`` (at its own shape, the full budget) with base lr ``2^k`` for each ``k`` and seed, skipping
+    """Train ``config`` (its own shape and ``step`` budget) with base lr ``2^k`` for each ``k`` and seed, skipping
     the ``"seed,k"`` keys ``runs`` already holds; ``(best k by mean loss, {k: mean}, runs)``. ``on_run(runs)`` is
     called after each run (to store it)."""
     runs = {} if runs is None else runs
-    base = {k: v for k, v in config.items() if k != "step"}  # a sweep's fidelity: train the full budget
+    base = dict(config)  # a sweep's best config carries the fidelity's full budget as its ``step``
     for seed in seeds:
         for k in ks:
             key = f"{seed},{k:g}"
