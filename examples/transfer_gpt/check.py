@@ -35,7 +35,7 @@ import yaml
 
 from hpo.storage import Storage
 
-__all__ = ["proxy_cost", "run_check", "summarize"]
+__all__ = ["load_transferred", "proxy_cost", "run_check", "summarize"]
 
 
 def _key(config: Mapping[str, Any]) -> str:
@@ -49,6 +49,16 @@ def _train(config: dict[str, Any]) -> dict[str, Any]:
     from examples.transfer_gpt.trainable import run
 
     return run(config)
+
+
+def load_transferred(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """``DIR/transferred.yaml`` (what ``hpo-tune transfer`` wrote); an error naming the command when missing."""
+    path = Path(directory) / "transferred.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} not found; run 'hpo-tune transfer {directory} --target width=N,depth=L' first"
+        )
+    return yaml.safe_load(path.read_text())
 
 
 def proxy_cost(directory: str | os.PathLike[str]) -> dict[str, float]:
@@ -96,12 +106,7 @@ def run_check(
     """Train the planned runs that ``out`` (default ``DIRECTORY/check.json``) does not hold yet; return the
     summary (also written to ``check.md`` next to it)."""
     directory = Path(directory)
-    path = directory / "transferred.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{str(path)!r} not found; run 'hpo-tune transfer {directory} --target width=N,depth=L' first"
-        )
-    transferred = yaml.safe_load(path.read_text())
+    transferred = load_transferred(directory)
     out = Path(out) if out is not None else directory / "check.json"
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
     plan = _plan(transferred, grid, direct, steps, seed)

@@ -24,8 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 __all__ = ["main", "refine", "refine_lr"]
 
 
@@ -74,15 +72,11 @@ def refine(directory: str | os.PathLike[str], ks: list[float], seeds: list[int])
     Returns ``{"runs": {"seed,k": {"val_loss", "flops", "wall_seconds", "steps"}}, "mean": {k: loss}, "best_k": k,
     "transferred": path}`` (``check.py`` counts the runs' compute with the proxy sweep's).
     """
+    from examples.transfer_gpt.check import load_transferred
     from hpo.tune import transfer_sweep
 
     directory = Path(directory)
-    path = directory / "transferred.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{str(path)!r} not found; run 'hpo-tune transfer {directory} --target width=N,depth=L' first"
-        )
-    transferred = yaml.safe_load(path.read_text())
+    transferred = load_transferred(directory)
     fidelity = transferred["source"].get("step")
     out = directory / "refine.json"
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
