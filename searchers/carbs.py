@@ -804,7 +804,7 @@ class CARBSSearcher(Searcher):
         members and candidates (so that beating the best value anywhere still counts)."""
         front_ell = surrogate.ell(np.array([data.c[g].mean() for g in groups]))
         front_g = surrogate.goodness(np.array([data.y[g].mean() for g in groups]))
-        ell = (pred.log_cost - surrogate._c_shift) / surrogate._c_scale
+        ell = surrogate.ell_of_log_cost(pred.log_cost)
         ell_ref = float(max(ell.max(), front_ell.max())) + 1.0
         g_ref = float(surrogate.goodness(np.array([data.y.max()]))[0])
         return log_expected_hypervolume_improvement(

@@ -36,9 +36,8 @@ class RandomSearcher(Searcher):
             configs).
 
     Example:
+        >>> from hpo.history import History
         >>> from hpo.space import Space, Int
-        >>> from hpo.candidates import Candidates
-from hpo.history import History
         >>> space = Space({"n": Int(1, 3)})
         >>> s, h = RandomSearcher(space, seed=0), History(space, "loss")
         >>> sorted(c["n"] for c in s.suggest_batch(h, 5))

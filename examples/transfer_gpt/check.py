@@ -42,7 +42,8 @@ def _key(config: Mapping[str, Any]) -> str:
     return json.dumps({k: config[k] for k in sorted(config)}, sort_keys=True, default=str)
 
 
-def _train(config: dict[str, Any]) -> dict[str, Any]:
+def train_one(config: dict[str, Any]) -> dict[str, Any]:
+    """``trainable.run(config)`` on one torch thread (a process of a pool)."""
     import torch
 
     torch.set_num_threads(1)
@@ -124,12 +125,12 @@ def run_check(
           f" ({len(todo)} to train)", flush=True)
     if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            futures = {pool.submit(_train, c): c for c in todo.values()}
+            futures = {pool.submit(train_one, c): c for c in todo.values()}
             for f, c in futures.items():
                 save(c, f.result())
     else:
         for c in todo.values():
-            save(c, _train(c))
+            save(c, train_one(c))
     summary = summarize(transferred, record, plan, proxy_cost(directory))
     record["summary"] = summary
     out.write_text(json.dumps(record, indent=1))
@@ -206,7 +207,8 @@ def summarize(
     }
 
 
-def _floats(text: str) -> list[float]:
+def log2_grid(text: str) -> list[float]:
+    """``"-9:-3"`` (integers, inclusive) or ``"-1,1"`` -> log2 learning-rate offsets or values."""
     if ":" in text:
         lo, hi = (int(x) for x in text.split(":"))
         return [float(k) for k in range(lo, hi + 1)]
@@ -224,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", help="results file (default DIRECTORY/check.json)")
     a = p.parse_args(argv)
     try:
-        s = run_check(a.directory, grid=_floats(a.grid), direct=_floats(a.direct), steps=a.steps, seed=a.seed,
+        s = run_check(a.directory, grid=log2_grid(a.grid), direct=log2_grid(a.direct), steps=a.steps, seed=a.seed,
                       jobs=a.jobs, out=a.out)
     except (FileNotFoundError, ValueError) as e:
         print(f"check: error: {e}", file=sys.stderr)

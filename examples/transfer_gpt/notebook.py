@@ -18,9 +18,8 @@ import argparse
 import math
 from pathlib import Path
 
-import yaml
-
 import hpo
+from examples.transfer_gpt.check import load_transferred
 from examples.transfer_gpt.refine import refine
 from examples.transfer_gpt.trainable import run, train
 from hpo.tune import transfer_sweep
@@ -91,8 +90,7 @@ target_config = t["config"]  # base values + target shape + base shape: the GPT 
 KS = [-7.0, -5.0] if args.quick else [float(k) for k in range(-9, -2)]
 refined = refine(args.directory, KS, [0, 1])
 print(f"refined base lr 2^{refined['best_k']:g} (the sweep's winner: 2^{refined['winner_log2_lr']:.2f})")
-t = yaml.safe_load(Path(refined["transferred"]).read_text())
-target_config = t["config"]
+target_config = load_transferred(args.directory)["config"]
 
 # %% [markdown]
 # ## 4. Train the target with the transferred hyperparameters and a grid around them

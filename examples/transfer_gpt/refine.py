@@ -24,16 +24,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from examples.transfer_gpt import check
+
 __all__ = ["main", "refine", "refine_lr"]
 
 
 def _train(config: dict[str, Any]) -> dict[str, float]:
-    import torch
-
-    torch.set_num_threads(1)
-    from examples.transfer_gpt.trainable import run
-
-    r = run(config)
+    """One proxy run, kept as what ``check.proxy_cost`` adds up."""
+    r = check.train_one(config)
     return {"val_loss": float(r["val_loss"]), "flops": float(r["flops"]), "wall_seconds": float(r["wall_seconds"]),
             "steps": float(r["curve"][-1][0]) if r["curve"] else 0.0}
 
@@ -49,13 +47,12 @@ def refine_lr(
     the ``"seed,k"`` keys ``runs`` already holds; ``(best k by mean loss, {k: mean}, runs)``. ``on_run(runs)`` is
     called after each run (to store it)."""
     runs = {} if runs is None else runs
-    base = dict(config)  # a sweep's best config carries the fidelity's full budget as its ``step``
     for seed in seeds:
         for k in ks:
             key = f"{seed},{k:g}"
             if key in runs:
                 continue
-            runs[key] = _train(dict(base, lr=2.0**k, seed=seed))
+            runs[key] = _train(dict(config, lr=2.0**k, seed=seed))  # a sweep's best config holds its full ``step``
             if on_run is not None:
                 on_run(runs)
             print(f"  seed {seed}, lr 2^{k:g}: val_loss {runs[key]['val_loss']:.4f}", flush=True)
@@ -72,11 +69,10 @@ def refine(directory: str | os.PathLike[str], ks: list[float], seeds: list[int])
     Returns ``{"runs": {"seed,k": {"val_loss", "flops", "wall_seconds", "steps"}}, "mean": {k: loss}, "best_k": k,
     "transferred": path}`` (``check.py`` counts the runs' compute with the proxy sweep's).
     """
-    from examples.transfer_gpt.check import load_transferred
     from hpo.tune import transfer_sweep
 
     directory = Path(directory)
-    transferred = load_transferred(directory)
+    transferred = check.load_transferred(directory)
     fidelity = transferred["source"].get("step")
     out = directory / "refine.json"
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
@@ -93,13 +89,6 @@ def refine(directory: str | os.PathLike[str], ks: list[float], seeds: list[int])
     return {**record, "transferred": result["path"]}
 
 
-def _ks(text: str) -> list[float]:
-    lo, sep, hi = text.partition(":")
-    if sep:
-        return [float(k) for k in range(int(lo), int(hi) + 1)]
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m examples.transfer_gpt.refine", description=__doc__.splitlines()[0])
     p.add_argument("directory", help="the proxy sweep's directory, holding transferred.yaml")
@@ -107,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="data order and init seeds (default 0 1)")
     a = p.parse_args(argv)
     try:
-        r = refine(a.directory, _ks(a.lrs), a.seeds)
+        r = refine(a.directory, check.log2_grid(a.lrs), a.seeds)
     except (FileNotFoundError, ValueError) as e:
         print(f"refine: error: {e}", file=sys.stderr)
         return 2

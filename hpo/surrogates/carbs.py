@@ -400,7 +400,11 @@ class CARBSSurrogate:
 
     def ell(self, c: np.ndarray) -> np.ndarray:
         """Costs -> scaled log costs."""
-        return (np.log(c) - self._c_shift) / self._c_scale
+        return self.ell_of_log_cost(np.log(c))
+
+    def ell_of_log_cost(self, log_c: np.ndarray) -> np.ndarray:
+        """Log costs (such as :attr:`Prediction.log_cost`) -> scaled log costs."""
+        return (log_c - self._c_shift) / self._c_scale
 
     def cost_from_ell(self, e: np.ndarray) -> np.ndarray:
         return np.exp(e * self._c_scale + self._c_shift)
