@@ -4,6 +4,8 @@ The core: search spaces, trials and their history, durable storage, the asynchro
 executors (Ray, simulated), and the trainable's API (:func:`report`, :func:`get_checkpoint`).
 """
 
+from typing import TYPE_CHECKING
+
 from hpo.history import History
 from hpo.orchestrator import Budget, Orchestrator
 from hpo.scheduler import Decision, Scheduler
@@ -11,6 +13,9 @@ from hpo.searcher import Searcher
 from hpo.session import get_checkpoint, get_trial_id, report
 from hpo.space import Choice, Fidelity, Float, Int, Space, SpaceError
 from hpo.trial import Trial, TrialStatus
+
+if TYPE_CHECKING:  # for IDEs and type checkers; at run time they are imported on first use (below)
+    from hpo.tune import load_results, run
 
 __all__ = [
     "Budget",

@@ -9,8 +9,9 @@ transaction); (4) ask the scheduler to continue, pause or stop the trial. Search
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,10 +47,24 @@ class Budget:
     def __post_init__(self) -> None:
         for name in ("max_trials", "max_cost", "max_seconds"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"budget {name} must be positive, got {v}")
+            if v is None:
+                continue
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if name == "max_trials" and not (number and float(v).is_integer()):
+                raise ValueError(f"budget max_trials must be a whole number of trials, got {v!r}")
+            if not number or not v > 0:
+                raise ValueError(f"budget {name} must be a positive number, got {v!r}")
+        if self.max_trials is not None:
+            object.__setattr__(self, "max_trials", int(self.max_trials))
+        if not isinstance(self.cost_key, str) or not self.cost_key:
+            raise ValueError(f"budget cost_key must name a cost (e.g. 'wall_seconds'), got {self.cost_key!r}")
         if self.max_trials is None and self.max_cost is None and self.max_seconds is None:
             raise ValueError("a sweep needs a budget: set max_trials, max_cost or max_seconds")
+
+
+def _config_key(config: Mapping[str, Any]) -> str:
+    """A config as stored (JSON), so that a config read back from storage matches the one written."""
+    return json.dumps(dict(config), sort_keys=True, default=str)
 
 
 class Orchestrator:
@@ -86,14 +101,23 @@ class Orchestrator:
         self.budget, self.checkpoint_store, self.on_event = budget, checkpoint_store, on_event
         for config in points_to_evaluate:
             space.validate(config)
-        self._initial = [space.complete(c) for c in points_to_evaluate]
         self._trials: dict[int, Trial] = {t.trial_id: t for t in storage.load_trials()}
+        # A resumed sweep has tried some of the points already: each stored trial accounts for one of them.
+        tried = [_config_key(t.config) for t in self._trials.values()]
+        self._initial = []
+        for config in (space.complete(c) for c in points_to_evaluate):
+            key = _config_key(config)
+            if key in tried:
+                tried.remove(key)
+            else:
+                self._initial.append(config)
         # A previous driver's trials that were running or waiting: run them again from their last checkpoint.
         waiting = (TrialStatus.PENDING, TrialStatus.RUNNING)
         self._requeue = [t.trial_id for t in self._trials.values() if t.status in waiting]
         self._history: History | None = None
         self._draining = False
-        self.interrupted = False
+        self.interrupted = False  # stopped with work left: Ctrl-C, or the time budget cut running trials short
+        self.cancelled = False  # Ctrl-C
 
     # -- state -----------------------------------------------------------------------------------------------
 
@@ -145,14 +169,16 @@ class Orchestrator:
                 results = self.executor.wait(timeout)
                 for result in results:
                     self._on_result(result)
+                    self._check_cost_key(result)
                 if not results and timeout is not None:
                     self._may_start_work()  # the clock ran out: stop starting work
                     if self._draining:
                         break
         except KeyboardInterrupt:
-            self.interrupted = True
+            self.interrupted = self.cancelled = True
         finally:
             running = [t.trial_id for t in self._trials.values() if t.status is TrialStatus.RUNNING]
+            self.interrupted = self.interrupted or bool(running)  # the time budget cut running trials short
             self.executor.shutdown()
             kind = "sweep_interrupted" if self.interrupted or running else "sweep_finished"
             self.storage.log_event(kind, {"left_running": running})
@@ -206,6 +232,17 @@ class Orchestrator:
         clock = self.executor.now()
         self._update(trial, event, {"start_step": trial.last_step, "stop_step": stop, "clock": clock})
         self.executor.submit(Segment(trial.trial_id, trial.config, trial.last_step, stop))
+
+    def _check_cost_key(self, result: SegmentResult) -> None:
+        """``max_cost`` counts ``cost_key``: a key that no trial reports would never stop the sweep."""
+        key = self.budget.cost_key
+        if self.budget.max_cost is None or result.error is not None or result.worker_died or key in result.cost:
+            return
+        if not any(key in t.cost for t in self._trials.values()):
+            raise ValueError(
+                f"budget cost_key {key!r} is not a cost the trials report ({sorted(result.cost)}), so max_cost "
+                f"would never be reached; set cost_key to one of them or report it with hpo.report(cost=...)"
+            )
 
     def _on_result(self, result: SegmentResult) -> None:
         seg = result.segment

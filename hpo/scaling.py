@@ -422,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--plot", default=None, help="save the plot to this file (png, pdf, svg)")
     ap.add_argument("--json", action="store_true", help="print the fits and prediction as JSON")
     args = ap.parse_args(argv)
+    if args.cost is not None and not args.cost > 0:
+        print(f"error: --cost must be a positive cost to predict at, got {args.cost}", file=sys.stderr)
+        return 2
     try:
         history, spec = load_history(args.directory)
     except (FileNotFoundError, ValueError) as e:

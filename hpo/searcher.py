@@ -61,4 +61,4 @@ class Searcher(abc.ABC):
         try:
             return cls(space, **dict(options))
         except TypeError as e:
-            raise ValueError(f"searcher {cls.__name__}: {e}; check the searcher options in the sweep file") from None
+            raise ValueError(f"searcher {cls.__name__}: {e}; check the searcher's options") from None

@@ -61,7 +61,9 @@ class _Session:
 def _current() -> _Session:
     s = getattr(_local, "session", None)
     if s is None:
-        raise RuntimeError("hpo.report/get_checkpoint called outside a trial; run the function through hpo.tune")
+        raise RuntimeError(
+            "hpo.report/get_checkpoint called outside a trial; run the function through hpo.run (or a sweep file)"
+        )
     return s
 
 
@@ -110,6 +112,13 @@ def report(
             clean[str(k)] = float(v)
         elif hasattr(v, "item") and getattr(v, "size", getattr(v, "numel", lambda: 1)()) == 1:
             clean[str(k)] = float(v.item())  # numpy and torch scalars
+    if s.metric in merged and s.metric not in clean:
+        v = merged[s.metric]
+        s.failure = (
+            f"metric {s.metric!r} is {v!r} ({type(v).__name__}) at step {step}, not a number; report a float "
+            f"(e.g. float(loss) or loss.item())"
+        )
+        raise SegmentEnd
     if s.metric not in clean:
         s.failure = (
             f"trainable reported {sorted(merged)} at step {step} but not the sweep's metric {s.metric!r}; "
@@ -149,6 +158,11 @@ def run_segment(
         session.checkpoint_state = ckpt.state
         # Points the dead attempt reported before this checkpoint were never delivered: deliver them now.
         session.points = [(s, m) for s, m in ckpt.points if s > segment.start_step]
+    if ckpt is not None and ckpt.step >= segment.stop_step:
+        # The last attempt reached the segment's end and checkpointed there, but its result was never recorded
+        # (the driver stopped or died first): its points are the segment's result; there is nothing to rerun.
+        cost = {"wall_seconds": time.perf_counter() - t0}
+        return SegmentResult(segment=segment, points=tuple(session.points), cost=cost, worker=dict(worker or {}))
     prev = getattr(_local, "session", None)
     _local.session = session
     error, finished = None, False
@@ -161,7 +175,7 @@ def run_segment(
                 report(value)
             except SegmentEnd:
                 pass
-        elif session.n_reports == 0:
+        elif session.n_reports == 0 and not session.points:
             error = (
                 "trainable returned None and reported nothing; return the metric "
                 f"(e.g. `return {{{metric!r}: loss}}`) or call hpo.report"

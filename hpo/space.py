@@ -189,6 +189,13 @@ class Choice:
             raise SpaceError(f"parameter {name!r}: choices must be a list, got {self.choices!r}")
         if not self.choices:
             raise SpaceError(f"parameter {name!r}: choices is empty; give at least one value")
+        for c in self.choices:
+            if c is not None and not isinstance(c, (str, bool, int, float, np.integer, np.floating)):
+                raise SpaceError(
+                    f"parameter {name!r}: choice {c!r} is a {type(c).__name__}; choices must be strings, numbers, "
+                    "booleans or None (they are stored as JSON): name the options (e.g. 'b0.9_0.95') and map "
+                    "them in the trainable, or make each element its own parameter"
+                )
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise SpaceError(f"parameter {name!r}: choices {list(self.choices)} repeat a value; list each once")
 
@@ -381,6 +388,11 @@ class Space:
         Each parameter is ``{type: float|int|choice, ...}``; a bare list is a Choice and a bare scalar a constant.
         """
         params: dict[str, Parameter] = {}
+        if isinstance(spec.get("params"), Mapping):
+            unknown = set(spec) - {"params", "fidelity", "constants"}
+            if unknown:
+                raise SpaceError(f"space has unknown keys {sorted(unknown)} beside params; use params, fidelity, "
+                                 "constants")
         constants = dict(spec.get("constants") or {})
         raw = spec.get("params", spec)
         if not isinstance(raw, Mapping):
@@ -396,9 +408,13 @@ class Space:
         fid = spec.get("fidelity")
         fidelity = None
         if fid is not None:
-            if not isinstance(fid, Mapping) or "name" not in fid or "high" not in fid:
+            if not isinstance(fid, Mapping) or "name" not in fid or "high" not in fid or set(fid) - {
+                "name", "low", "high"
+            }:
                 raise SpaceError(f"fidelity must be {{name: ..., low: ..., high: ...}}, got {fid!r}")
-            fidelity = Fidelity(str(fid["name"]), int(fid.get("low", 1)), int(fid["high"]))
+            fidelity = Fidelity(
+                str(fid["name"]), _whole("fidelity", "low", fid.get("low", 1)), _whole("fidelity", "high", fid["high"]),
+            )
         return cls(params, fidelity=fidelity, constants=constants)
 
 
@@ -420,10 +436,27 @@ def _param_from_spec(name: str, d: Any) -> Any:
     try:
         if kind == "choice":
             return Choice(d["choices"])
+        log = d.get("log", False)
+        if not isinstance(log, bool):
+            raise SpaceError(f"parameter {name!r}: log must be true or false, got {log!r}")
         if kind == "float":
-            return Float(float(d["low"]), float(d["high"]), bool(d.get("log", False)))
-        return Int(int(d["low"]), int(d["high"]), bool(d.get("log", False)), int(d.get("step", 1)))
+            return Float(float(d["low"]), float(d["high"]), log)
+        return Int(
+            _whole(f"parameter {name!r}", "low", d["low"]),
+            _whole(f"parameter {name!r}", "high", d["high"]),
+            log,
+            _whole(f"parameter {name!r}", "step", d.get("step", 1)),
+        )
     except KeyError as e:
         raise SpaceError(f"parameter {name!r}: a {kind} needs {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:
         raise SpaceError(f"parameter {name!r}: {e}") from None
+
+
+def _whole(where: str, key: str, value: Any) -> int:
+    """An integer field of the dict form: ``3`` or ``3.0``, never a silent ``int(9.7)`` or ``int("abc")``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise SpaceError(f"{where}: {key} must be an integer, got {value!r}")
+    if not float(value).is_integer():
+        raise SpaceError(f"{where}: {key} must be an integer, got {value!r}; use type: float for reals")
+    return int(value)

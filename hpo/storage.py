@@ -23,9 +23,12 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo.trial import Point, Trial, TrialStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Storage", "SweepLockedError"]
 
@@ -228,7 +231,7 @@ class Storage:
             rows.append(row)
         return rows
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pd.DataFrame:
         """Results as a pandas DataFrame, one row per trial."""
         import pandas as pd
 

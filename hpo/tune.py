@@ -39,7 +39,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -53,6 +53,9 @@ from hpo.searcher import Searcher
 from hpo.space import Space, SpaceError
 from hpo.storage import Storage, SweepLockedError
 from hpo.trial import Trial
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SweepFileError",
@@ -79,14 +82,17 @@ class SweepResult:
         history: every trial, with curves and costs.
         directory: the sweep directory (storage, checkpoints, results.json, results.csv).
         interrupted: the sweep stopped early (Ctrl-C or time budget) with trials left to resume.
+        cancelled: it stopped on Ctrl-C.
     """
 
     history: History
     directory: Path
     interrupted: bool = False
+    cancelled: bool = False
 
     @property
-    def best_trial(self):
+    def best_trial(self) -> Trial | None:
+        """The best trial by the sweep's metric and mode (None before any trial reported a finite value)."""
         return self.history.best()
 
     @property
@@ -98,7 +104,7 @@ class SweepResult:
     def best_value(self) -> float | None:
         return self.history.best_value()
 
-    def dataframe(self):
+    def dataframe(self) -> pd.DataFrame:
         """One row per trial (pandas)."""
         with Storage(self.directory, readonly=True) as st:
             return st.to_dataframe()
@@ -165,6 +171,7 @@ def run(
         points_to_evaluate: configs to try first.
         checkpoint_dir: a path or fsspec URL for checkpoints (default: ``DIRECTORY/checkpoints``).
         display: show progress.
+        name: the sweep's name in the progress display and summary (default: the directory's name).
         transfer: the shape the sweep tunes, ``{"base": {"width": 32, "depth": 2}, "parameterization":
             "completep", "optimizer": "adamw"}``, stored with the sweep for :func:`transfer_sweep`.
 
@@ -182,19 +189,34 @@ def run(
         raise ValueError("metric must name the reported value to optimize, e.g. metric='val_loss'")
     budget = Budget(max_trials=max_trials, max_cost=max_cost, max_seconds=max_seconds, cost_key=cost_key)
     transfer = None if transfer is None else check_transfer(transfer, space)
+    for config in points_to_evaluate:
+        space.validate(config)
+    # Everything that can reject the sweep as written is built before the spec is stored: a sweep that fails
+    # here leaves its directory free for the corrected one.
+    spec = {
+        "space": space.to_dict(),
+        "metric": metric,
+        "mode": mode,
+        "searcher": _spec_of(searcher),
+        "scheduler": _spec_of(scheduler),
+        "seed": seed,
+    }
+    if transfer is not None:
+        spec["transfer"] = transfer
+    if isinstance(searcher, str):
+        searcher = {"name": searcher}
+    if isinstance(searcher, Mapping):
+        searcher = {"seed": int(seed), **searcher}
+    search = _build("searcher", searcher, space)
+    sched = _build("scheduler", scheduler, space, metric, mode)
+    if executor is None:
+        from hpo.executors.ray import RayExecutor
+
+        executor = RayExecutor(**_ray_resources(resources), max_concurrent=_max_concurrent(max_concurrent),
+                               address=address)
     directory = Path(directory)
     storage = Storage(directory)
     try:
-        spec = {
-            "space": space.to_dict(),
-            "metric": metric,
-            "mode": mode,
-            "searcher": _spec_of(searcher),
-            "scheduler": _spec_of(scheduler),
-            "seed": seed,
-        }
-        if transfer is not None:
-            spec["transfer"] = transfer
         old = storage.load_spec()
         if old is not None:
             for key in ("space", "metric", "mode"):
@@ -205,23 +227,6 @@ def run(
                         "resume it unchanged or give this sweep a new directory"
                     )
         storage.save_spec(spec)
-        if isinstance(searcher, str):
-            searcher = {"name": searcher}
-        if isinstance(searcher, Mapping):
-            searcher = {"seed": int(seed), **searcher}
-        search = _build("searcher", searcher, space)
-        sched = _build("scheduler", scheduler, space, metric, mode)
-        if executor is None:
-            from hpo.executors.ray import RayExecutor
-
-            res = dict(resources or {})
-            executor = RayExecutor(
-                num_cpus=float(res.pop("num_cpus", 1)),
-                num_gpus=float(res.pop("num_gpus", 0)),
-                resources=res,
-                max_concurrent=max_concurrent,
-                address=address,
-            )
         store = CheckpointStore(checkpoint_dir or str(directory / "checkpoints"))
         from hpo.display import LiveDisplay, summary_table
 
@@ -234,9 +239,32 @@ def run(
         _write_results(storage, directory, metric)
         if display:
             live.console.print(summary_table(history, title=f"{name or directory.name}: best trials"))
-        return SweepResult(history, directory, orch.interrupted)
+        return SweepResult(history, directory, orch.interrupted, orch.cancelled)
     finally:
         storage.close()
+
+
+def _ray_resources(resources: Mapping[str, float] | None) -> dict[str, Any]:
+    """``{"num_cpus": 1, "num_gpus": 0.5, "custom": 1}`` as :class:`~hpo.executors.ray.RayExecutor` arguments."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        raise SweepFileError(f"resources must map a resource to an amount per trial, e.g. "
+                             f"{{num_cpus: 1, num_gpus: 0.5}}; got {resources!r}")
+    res: dict[str, float] = {}
+    for key, value in resources.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise SweepFileError(f"resources.{key} must be a number >= 0 per trial, got {value!r}")
+        res[str(key)] = float(value)
+    return {"num_cpus": res.pop("num_cpus", 1.0), "num_gpus": res.pop("num_gpus", 0.0), "resources": res}
+
+
+def _max_concurrent(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SweepFileError(f"max_concurrent must be a whole number >= 1 (or left out), got {value!r}")
+    return value
 
 
 def _write_results(storage: Storage, directory: Path, metric: str) -> None:
@@ -246,7 +274,7 @@ def _write_results(storage: Storage, directory: Path, metric: str) -> None:
     storage.to_csv(directory / "results.csv")
 
 
-def load_results(directory: str | os.PathLike[str]):
+def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
     """A sweep's trials as a pandas DataFrame (readable while the sweep runs)."""
     with Storage(directory, readonly=True) as st:
         return st.to_dataframe()
@@ -336,6 +364,9 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
     budget = spec.get("budget") or {}
     if not isinstance(budget, dict) or set(budget) - {"max_trials", "max_cost", "max_seconds", "cost_key"}:
         raise SweepFileError(f"budget must be {{max_trials, max_cost, max_seconds, cost_key}}, got {budget!r}")
+    seed = spec.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SweepFileError(f"seed must be an integer, got {seed!r}")
     if spec.get("transfer") is not None:
         spec["transfer"] = check_transfer(spec["transfer"], spec["space"])
     spec["_path"] = path
@@ -344,9 +375,13 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _import_entrypoint(entrypoint: str, base: Path) -> Callable[[dict[str, Any]], Any]:
     module, _, func = entrypoint.partition(":")
-    for p in (str(base), os.getcwd()):
+    # The sweep file's directory first, then the working directory (README: "found next to the sweep file").
+    for p in (os.getcwd(), str(base)):
         if p not in sys.path:
             sys.path.insert(0, p)
+    if sys.path[0] != str(base):
+        sys.path.remove(str(base))
+        sys.path.insert(0, str(base))
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
@@ -387,12 +422,22 @@ def run_sweep_file(path: str | os.PathLike[str], overrides: Mapping[str, Any] | 
         address=ray_opts.get("address"),
         seed=int(spec.get("seed", 0)),
         points_to_evaluate=spec.get("points_to_evaluate") or (),
-        checkpoint_dir=spec.get("checkpoint_dir"),
+        checkpoint_dir=_checkpoint_dir(spec.get("checkpoint_dir"), base),
         display=spec.get("_display", True),
         name=spec.get("name"),
         transfer=spec.get("transfer"),
         **budget,
     )
+
+
+def _checkpoint_dir(value: Any, base: Path) -> str | None:
+    """A sweep file's ``checkpoint_dir``: a local path relative to the file (like ``directory``) or a URL."""
+    if value is None:
+        return None
+    value = str(value)
+    if "://" in value or Path(value).is_absolute():
+        return value
+    return str(base / value)
 
 
 # -- the command line ----------------------------------------------------------------------------------------
@@ -405,6 +450,8 @@ def _results_command(directory: str, csv: str | None) -> int:
 
     with Storage(directory, readonly=True) as st:
         spec = st.load_spec() or {}
+        if "space" not in spec:
+            raise ValueError(f"{str(directory)!r} holds no sweep spec; pass the directory of a sweep that has run")
         space = Space.from_dict(spec["space"])
         history = History(space, spec["metric"], spec.get("mode", "min"), tuple(st.load_trials()))
         Console().print(summary_table(history, limit=20, title=str(directory)))
@@ -501,6 +548,8 @@ def transfer_sweep(
             "sweep file)"
         )
     section = check_transfer(declared)
+    if isinstance(target, Mapping) and "depth" not in target:
+        target = {**target, "depth": section["base"]["depth"]}  # a width-only target keeps the base depth
     space = Space.from_dict(spec["space"])
     history = History(space, spec["metric"], spec.get("mode", "min"), trials)
     best = _best_for_transfer(history, spec["space"].get("fidelity"))
@@ -556,7 +605,9 @@ def _transfer_command(argv: Sequence[str]) -> int:
         description="Carry a sweep's best hyperparameters from its base shape to a target shape (muP/CompleteP).",
     )
     p.add_argument("directory", help="the sweep directory (runs/NAME)")
-    p.add_argument("--target", required=True, help="the target shape, e.g. width=128,depth=4")
+    p.add_argument(
+        "--target", required=True, help="the target shape, e.g. width=128,depth=4 (depth defaults to the base's)"
+    )
     p.add_argument("--base", help="the base shape, for a sweep file without transfer.base (width=N,depth=L)")
     p.add_argument("--parameterization", help="sp | mup | depth_mup | completep, for a sweep that declares none")
     p.add_argument("--optimizer", help="adamw | sgd | muon, for a sweep that declares none")
@@ -612,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = p.parse_args(argv[1:])
         try:
             return _results_command(a.directory, a.csv)
-        except (FileNotFoundError, KeyError) as e:
+        except (OSError, KeyError, ValueError) as e:
             print(f"hpo-tune: error: {e}", file=sys.stderr)
             return 2
     p = argparse.ArgumentParser(
@@ -630,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no live display")
     a = p.parse_args(argv)
     try:
-        spec_over: dict[str, Any] = {"directory": a.directory}
+        # A directory given on the command line is the shell's (the sweep file's own is relative to the file).
+        spec_over: dict[str, Any] = {"directory": a.directory and str(Path(a.directory).resolve())}
         if a.quiet:
             spec_over["_display"] = False
         spec = load_sweep(a.sweep)
@@ -647,13 +699,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hpo-tune: error: {e}", file=sys.stderr)
         return 2
     best = result.best_value
-    msg = "interrupted; run the same command again to resume" if result.interrupted else "finished"
+    if result.cancelled:
+        msg = "interrupted; run the same command again to resume"
+    elif result.interrupted:
+        msg = "stopped at its time budget with trials left running; run the same command again to resume them"
+    else:
+        msg = "finished"
     print(
         f"hpo-tune: sweep {msg}: {len(result.history)} trials, best {result.history.metric} "
         f"{best} with {result.best_config}; "
         f"results in {(result.directory / 'results.csv').resolve()}"
     )
-    return 130 if result.interrupted else 0
+    failed = result.history.failed
+    if best is None and failed and len(failed) == len(result.history):
+        first = (failed[0].error or "no reason recorded").splitlines()[0]
+        print(f"hpo-tune: error: every trial failed; the first: {first}", file=sys.stderr)
+        return 1
+    return 130 if result.cancelled else 0
 
 
 if __name__ == "__main__":

@@ -142,3 +142,34 @@ def test_help_exits_cleanly(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
+
+
+def test_the_entrypoint_next_to_the_sweep_file_wins_over_the_working_directory(tmp_path, monkeypatch):
+    from hpo.tune import _import_entrypoint
+
+    for d, value in (("sw", "next to the sweep file"), ("other", "working directory")):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "hpo_order_probe.py").write_text(f"def train(config):\n    return {value!r}\n")
+    monkeypatch.chdir(tmp_path / "other")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "hpo_order_probe", raising=False)
+    assert _import_entrypoint("hpo_order_probe:train", tmp_path / "sw")({}) == "next to the sweep file"
+    sys.modules.pop("hpo_order_probe", None)
+
+
+def test_a_sweep_whose_every_trial_failed_exits_1_with_the_first_reason(tmp_path, capsys, monkeypatch, ray_local):
+    (tmp_path / "shell").mkdir()
+    monkeypatch.chdir(tmp_path / "shell")
+    code, err = run_cli(capsys, write_sweep(tmp_path, metric="los"), "--quiet", "--directory", "cwd_run")
+    assert code == 1
+    assert err.startswith("hpo-tune: error: every trial failed; the first: trainable reported ['loss'] at step 1 but "
+                          "not the sweep's metric 'los'")
+    assert (tmp_path / "shell" / "cwd_run" / "sweep.db").exists()  # --directory is the shell's, not the file's
+
+
+def test_results_of_a_directory_without_a_sweep_is_a_one_line_error(tmp_path, capsys):
+    from hpo.storage import Storage
+
+    Storage(tmp_path / "empty").close()
+    code, err = run_cli(capsys, "results", tmp_path / "empty")
+    assert code == 2 and "holds no sweep spec" in err

@@ -293,3 +293,17 @@ def test_pruner_without_enough_completed_trials_or_a_shared_parameter_prunes_not
     study.optimize(obj, n_trials=8)
     assert all(t.state == TrialState.COMPLETE for t in study.trials[:3])
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"searcher": "rnd"}, "unknown searcher 'rnd'; choose one of"),
+        ({"searcher_options": {"sed": 1}}, r"RandomSearcher has no option \['sed'\]; its options are"),
+        ({"searcher": {"name": "gp_ei", "n_init": 3}}, r"GPEISearcher has no option \['n_init'\]"),
+        ({"max_step": -1}, "max_step must be the number of reports of a full run"),
+    ],
+)
+def test_a_misspelled_searcher_or_option_fails_at_construction_not_after_a_trial(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HpoSampler(**kwargs)

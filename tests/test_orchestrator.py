@@ -4,7 +4,8 @@ import tempfile
 import pytest
 
 import hpo
-from hpo.orchestrator import utilization
+from hpo.executors.simulated import SimulatedExecutor
+from hpo.orchestrator import Budget, utilization
 from hpo.storage import Storage, SweepLockedError
 from hpo.trial import TrialStatus
 from tests.helpers import SPACE_1D, curve_space, curve_trainable, quadratic, run_simulated
@@ -178,3 +179,62 @@ def test_results_export_to_csv_and_pandas(tmp_path):
     csv = pd.read_csv(tmp_path / "s" / "results.csv")
     assert csv["config/x"].tolist() == df["config/x"].tolist()
     assert (tmp_path / "s" / "results.json").exists()
+
+
+def _run(directory, trainable=quadratic, space=SPACE_1D, **kw):
+    kw.setdefault("max_trials", 4)
+    return hpo.run(trainable, space, metric="loss", directory=directory, executor=SimulatedExecutor(2, seed=0),
+                   display=False, **kw)
+
+
+def test_resuming_does_not_run_points_to_evaluate_again(tmp_path):
+    points = [{"x": 0.25}, {"x": 0.5}]
+    _run(tmp_path, points_to_evaluate=points, max_trials=3)
+    result = _run(tmp_path, points_to_evaluate=points, max_trials=6)
+    xs = [t.config["x"] for t in result.history]
+    assert len(xs) == 6 and xs[:2] == [0.25, 0.5]
+    assert xs.count(0.25) == 1 and xs.count(0.5) == 1
+
+
+def test_a_sweep_refused_at_setup_leaves_its_directory_to_the_corrected_one(tmp_path):
+    space = {"x": {"type": "float", "low": 0, "high": 1}}
+    with pytest.raises(ValueError, match="fidelity"):
+        _run(tmp_path, space=space, scheduler="asha")
+    fixed = {"params": space, "fidelity": {"name": "epoch", "low": 1, "high": 3}}
+    result = _run(tmp_path, trainable=curve_trainable, space=fixed, scheduler="asha")
+    assert len(result.history) == 4
+
+
+def test_a_metric_that_is_not_a_number_is_named_with_its_type():
+    history, _, _ = run_simulated(lambda c: {"loss": "0.5"}, SPACE_1D, workers=1, max_trials=1)
+    assert history.trials[0].error.startswith("metric 'loss' is '0.5' (str) at step 1, not a number")
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ({"max_trials": 2.5}, "max_trials must be a whole number of trials, got 2.5"),
+        ({"max_trials": "ten"}, "max_trials must be a whole number of trials, got 'ten'"),
+        ({"max_seconds": "600"}, "max_seconds must be a positive number, got '600'"),
+        ({"max_cost": -1}, "max_cost must be a positive number, got -1"),
+    ],
+)
+def test_budget_values_of_the_wrong_kind_are_named(budget, message):
+    with pytest.raises(ValueError, match=message):
+        Budget(**budget)
+
+
+def test_a_cost_key_that_no_trial_reports_stops_the_sweep_with_its_name():
+    message = r"cost_key 'wall_second' is not a cost the trials report \(\['wall_seconds'\]"
+    with pytest.raises(ValueError, match=message):
+        run_simulated(quadratic, SPACE_1D, workers=2, max_trials=20, max_cost=2, cost_key="wall_second")
+
+
+def test_the_time_budget_leaves_running_trials_to_resume_and_says_so(tmp_path):
+    space = {"params": {"x": {"type": "float", "low": 0, "high": 1}}, "fidelity": {"name": "epoch", "high": 27}}
+    result = _run(tmp_path, trainable=curve_trainable, space=space, max_trials=None, max_seconds=5)
+    assert result.interrupted and not result.cancelled
+    assert any(t.status is TrialStatus.RUNNING for t in result.history)
+    resumed = _run(tmp_path, trainable=curve_trainable, space=space, max_trials=2)
+    assert not resumed.interrupted
+    assert all(t.status is TrialStatus.COMPLETED and t.last_step == 27 for t in resumed.history)

@@ -340,3 +340,17 @@ def test_asha_pauses_and_resumes_the_digits_quickstart_from_its_checkpoints(ray_
     # ASHA: all 9 reached rung 1, at most a third go past rung 3
     assert sum(t.last_step >= 9 for t in trials) <= 3 < sum(t.last_step >= 1 for t in trials)
     assert {t.status for t in trials} <= {TrialStatus.COMPLETED, TrialStatus.STOPPED}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_trials": -1}, "max_trials must be an integer >= 1"),
+        ({"max_concurrent": 0}, "max_concurrent must be an integer >= 1"),
+        ({"searcher": "gp-ei"}, "unknown searcher 'gp-ei'"),
+        ({"searcher_options": {"sed": 1}}, r"has no option \['sed'\]"),
+    ],
+)
+def test_impossible_limits_and_misspelled_searchers_are_refused_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HpoSearch(metric="loss", mode="min", **kwargs)

@@ -55,6 +55,7 @@ def test_linear_ints_get_equal_shares_of_the_cube():
         (Int(0, 10, log=True), "log scale needs low >= 1"),
         (Choice([]), "choices is empty"),
         (Choice(["a", "a"]), "repeat a value"),
+        (Choice([(0.9, 0.95), (0.9, 0.999)]), "choice (0.9, 0.95) is a tuple; choices must be strings, numbers"),
     ],
 )
 def test_bad_spaces_fail_at_construction_naming_the_parameter_and_the_fix(param, message):
@@ -100,6 +101,36 @@ def test_from_dict_rejects_unknown_types_and_keys():
         Space.from_dict({"lr": {"type": "real", "low": 0, "high": 1}})
     with pytest.raises(SpaceError, match=r"unknown keys \['lo'\]"):
         Space.from_dict({"lr": {"type": "float", "lo": 0, "high": 1}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"n": {"type": "int", "low": 1, "high": 9.7}}, "parameter 'n': high must be an integer, got 9.7"),
+        ({"n": {"type": "int", "low": "one", "high": 9}}, "parameter 'n': low must be an integer, got 'one'"),
+        ({"lr": {"type": "float", "low": 1e-4, "high": 1, "log": "false"}}, "log must be true or false"),
+        (
+            {"params": {"x": {"type": "float", "low": 0, "high": 1}}, "fidelty": {"name": "epoch", "high": 9}},
+            r"unknown keys \['fidelty'\] beside params",
+        ),
+        (
+            {
+                "params": {"x": {"type": "float", "low": 0, "high": 1}},
+                "fidelity": {"name": "epoch", "min": 3, "high": 9},
+            },
+            "fidelity must be {name: ..., low: ..., high: ...}",
+        ),
+        (
+            {"params": {"x": {"type": "float", "low": 0, "high": 1}}, "fidelity": {"name": "epoch", "high": 9.5}},
+            "fidelity: high must be an integer, got 9.5",
+        ),
+    ],
+)
+def test_from_dict_refuses_what_it_would_otherwise_coerce_or_drop(spec, message):
+    # int(9.7) == 9, bool("false") is True, a misspelled key is ignored: each would run another sweep than written
+    with pytest.raises(SpaceError, match=message):
+        Space.from_dict(spec)
+    assert Space.from_dict({"n": {"type": "int", "low": 1.0, "high": 9.0}}).params["n"] == Int(1, 9)
 
 
 def test_fidelity_must_be_a_positive_integer_range():

@@ -121,6 +121,14 @@ def test_transfer_command_scales_the_best_config_by_the_completep_rules(tmp_path
     assert t["config"] == {**best, "width": 128, "depth": 4, "base_width": 32, "base_depth": 2}
 
 
+def test_a_width_only_target_keeps_the_base_depth(tmp_path, capsys):
+    run_sweep(tmp_path / "s", transfer={"base": BASE, "parameterization": "completep"}, width=32, depth=2)
+    assert main(["transfer", str(tmp_path / "s"), "--target", "width=128"]) == 0
+    t = yaml.safe_load((tmp_path / "s" / "transferred.yaml").read_text())
+    assert t["target"] == {"width": 128, "depth": 2}
+    assert t["forward"]["residual_multiplier"] == 1.0
+
+
 def test_set_overrides_a_best_value_before_the_transfer_and_an_unknown_name_is_refused(tmp_path, capsys):
     run_sweep(tmp_path / "s", transfer={"base": BASE, "parameterization": "completep"}, width=32, depth=2)
     assert main(["transfer", str(tmp_path / "s"), "--target", "width=128,depth=4", "--set", "lr=0.0078125"]) == 0

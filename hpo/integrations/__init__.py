@@ -37,6 +37,7 @@ __all__ = [
     "HpoScheduler",
     "HpoSearch",
     "SearcherSpec",
+    "check_searcher_spec",
     "explain_fidelity",
     "make_searcher",
 ]
@@ -198,6 +199,38 @@ def make_searcher(spec: SearcherSpec, space: Space, seed: int = 0, options: Mapp
     options.setdefault("seed", int(seed))
     with explain_fidelity(space):
         return cls.from_options(space, options)
+
+
+def check_searcher_spec(spec: SearcherSpec, options: Mapping[str, Any] | None = None, where: str = "searcher") -> None:
+    """Check, before any trial runs, that a searcher spec names a searcher and that its options exist.
+
+    The adapters build the searcher only once the search space is known (at the first trial); a misspelled name or
+    option must fail at construction instead, not after a full run of the objective.
+    """
+    options = dict(options or {})
+    if isinstance(spec, Searcher) or (callable(spec) and not inspect.isclass(spec) and not isinstance(spec, str)):
+        return
+    if isinstance(spec, Mapping):
+        if "name" not in spec:
+            raise ValueError(f"{where}: a searcher given as a dict needs a 'name', got {dict(spec)!r}")
+        options = {**{k: v for k, v in spec.items() if k != "name"}, **options}
+        spec = spec["name"]
+    if isinstance(spec, str):
+        cls = resolve("searcher", spec)
+    elif inspect.isclass(spec) and issubclass(spec, Searcher):
+        cls = spec
+    else:
+        raise TypeError(f"{where} must be a name, a dict, a Searcher class or instance, got {spec!r}")
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = sorted(n for n in params if n not in ("self", "space"))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"{where} {cls.__name__} has no option {unknown}; its options are {known}")
 
 
 @contextlib.contextmanager

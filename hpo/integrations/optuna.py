@@ -42,6 +42,7 @@ from hpo.history import History
 from hpo.integrations import (
     Axis,
     SearcherSpec,
+    check_searcher_spec,
     choice_axis,
     explain_fidelity,
     grid_axis,
@@ -241,6 +242,11 @@ class HpoSampler(BaseSampler):
         cost_attr: str = "cost",
         independent_sampler: BaseSampler | None = None,
     ) -> None:
+        check_searcher_spec(searcher, searcher_options, "HpoSampler searcher")
+        if max_step is not None and (isinstance(max_step, bool) or not isinstance(max_step, int) or max_step < 2):
+            raise ValueError(
+                f"HpoSampler max_step must be the number of reports of a full run (an integer >= 2), got {max_step!r}"
+            )
         self._spec = searcher
         self._seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self._options = dict(searcher_options or {})

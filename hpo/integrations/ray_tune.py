@@ -55,6 +55,7 @@ from hpo.history import History
 from hpo.integrations import (
     Axis,
     SearcherSpec,
+    check_searcher_spec,
     choice_axis,
     explain_fidelity,
     grid_axis,
@@ -245,6 +246,10 @@ class HpoSearch(TuneSearcher):
         super().__init__(metric=metric, mode=mode)
         if mode is not None and mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        check_searcher_spec(searcher, searcher_options, "HpoSearch searcher")
+        for name, value in (("max_trials", max_trials), ("max_concurrent", max_concurrent)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"HpoSearch {name} must be an integer >= 1 (or None for no limit), got {value!r}")
         self._spec = searcher
         self._seed = int(seed)
         self._options = dict(searcher_options or {})
