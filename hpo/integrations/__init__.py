@@ -172,7 +172,6 @@ def make_searcher(spec: SearcherSpec, space: Space, seed: int = 0, options: Mapp
         >>> type(make_searcher("random", Space({"x": Float(0, 1)}), seed=3)).__name__
         'RandomSearcher'
     """
-    options = dict(options or {})
     if isinstance(spec, Searcher):
         if spec.space != space:
             raise ValueError(
@@ -180,25 +179,35 @@ def make_searcher(spec: SearcherSpec, space: Space, seed: int = 0, options: Mapp
                 "pass the searcher's name or class (e.g. searcher='gp_ei') and let the adapter build it"
             )
         return spec
-    if isinstance(spec, Mapping):
-        if "name" not in spec:
-            raise ValueError(f"a searcher given as a dict needs a 'name', got {dict(spec)!r}")
-        options = {**{k: v for k, v in spec.items() if k != "name"}, **options}
-        spec = spec["name"]
-    if isinstance(spec, str):
-        cls = resolve("searcher", spec)
-    elif inspect.isclass(spec) and issubclass(spec, Searcher):
-        cls = spec
-    elif callable(spec):
+    cls, options = _searcher_class(spec, options)
+    if cls is None:
         searcher = spec(space)
         if not isinstance(searcher, Searcher):
             raise TypeError(f"the searcher factory returned {type(searcher).__name__}, not an hpo Searcher")
         return searcher
-    else:
-        raise TypeError(f"searcher must be a name, a dict, a Searcher class or instance, got {spec!r}")
     options.setdefault("seed", int(seed))
     with explain_fidelity(space):
         return cls.from_options(space, options)
+
+
+def _searcher_class(
+    spec: SearcherSpec, options: Mapping[str, Any] | None, where: str = "searcher"
+) -> tuple[type[Searcher] | None, dict[str, Any]]:
+    """The Searcher class a name, ``{"name": ..., **options}`` or class spec names, with the options merged; None
+    for a factory function."""
+    options = dict(options or {})
+    if isinstance(spec, Mapping):
+        if "name" not in spec:
+            raise ValueError(f"{where}: a searcher given as a dict needs a 'name', got {dict(spec)!r}")
+        options = {**{k: v for k, v in spec.items() if k != "name"}, **options}
+        spec = spec["name"]
+    if isinstance(spec, str):
+        return resolve("searcher", spec), options
+    if inspect.isclass(spec) and issubclass(spec, Searcher):
+        return spec, options
+    if callable(spec) and not inspect.isclass(spec):
+        return None, options
+    raise TypeError(f"{where} must be a name, a dict, a Searcher class or instance, got {spec!r}")
 
 
 def check_searcher_spec(spec: SearcherSpec, options: Mapping[str, Any] | None = None, where: str = "searcher") -> None:
@@ -207,20 +216,11 @@ def check_searcher_spec(spec: SearcherSpec, options: Mapping[str, Any] | None = 
     The adapters build the searcher only once the search space is known (at the first trial); a misspelled name or
     option must fail at construction instead, not after a full run of the objective.
     """
-    options = dict(options or {})
-    if isinstance(spec, Searcher) or (callable(spec) and not inspect.isclass(spec) and not isinstance(spec, str)):
+    if isinstance(spec, Searcher):
         return
-    if isinstance(spec, Mapping):
-        if "name" not in spec:
-            raise ValueError(f"{where}: a searcher given as a dict needs a 'name', got {dict(spec)!r}")
-        options = {**{k: v for k, v in spec.items() if k != "name"}, **options}
-        spec = spec["name"]
-    if isinstance(spec, str):
-        cls = resolve("searcher", spec)
-    elif inspect.isclass(spec) and issubclass(spec, Searcher):
-        cls = spec
-    else:
-        raise TypeError(f"{where} must be a name, a dict, a Searcher class or instance, got {spec!r}")
+    cls, options = _searcher_class(spec, options, where)
+    if cls is None:
+        return  # a factory: checked when it builds the searcher
     try:
         params = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
