@@ -17,7 +17,9 @@ sources).
 
 Usage::
 
-    python -m benchmarks.mup_lr_transfer --preset quick   # widths 32..256, 2 seeds, 200 steps (CPU)
+    python -m benchmarks.mup_lr_transfer --preset cpu --jobs 2        # widths 32..256, 3 seeds, 400 steps (CPU)
+    python -m benchmarks.mup_lr_transfer --preset depth_cpu --jobs 2  # depths 2..16 at width 64, 2 seeds (CPU)
+    python -m benchmarks.mup_lr_transfer --preset quick   # widths 32..256, 2 seeds, 200 steps (CPU, noisy)
     python -m benchmarks.mup_lr_transfer --preset depth   # depths 2..16 at width 32, 1 seed, 300 steps (CPU)
     python -m benchmarks.mup_lr_transfer --preset full    # widths 32..256, depths 2..16, 3 seeds, 300 steps
     python -m benchmarks.mup_lr_transfer --preset gpu --device cuda --jobs 14 --time-limit 380 --out-dir DIR
@@ -106,6 +108,31 @@ PRESETS: dict[str, Settings] = {
         batch_size=8,
         block_size=64,
         depth_width=32,
+    ),
+    # The CPU benchmark of record (issue 7): 4x the quick preset's characters a step and 2x its steps, which is
+    # what it takes on CPU for the loss-vs-lr curves to have an optimum sharper than the seed noise.
+    "cpu": Settings(
+        name="mup_lr_transfer_cpu",
+        command="python -m benchmarks.mup_lr_transfer --preset cpu",
+        widths=(32, 64, 128, 256),
+        depths=(),
+        log2_lrs=tuple(range(-11, -3)),
+        seeds=(0, 1, 2),
+        steps=400,
+        batch_size=16,
+        block_size=64,
+    ),
+    "depth_cpu": Settings(
+        name="mup_depth_transfer_cpu64",
+        command="python -m benchmarks.mup_lr_transfer --preset depth_cpu",
+        widths=(),
+        depths=(2, 4, 8, 16),
+        log2_lrs=tuple(range(-10, -3)),
+        seeds=(0, 1),
+        steps=400,
+        batch_size=16,
+        block_size=64,
+        depth_width=64,
     ),
     "full": Settings(
         name="mup_lr_transfer",
