@@ -180,7 +180,7 @@ class Orchestrator:
             running = [t.trial_id for t in self._trials.values() if t.status is TrialStatus.RUNNING]
             self.interrupted = self.interrupted or bool(running)  # the time budget cut running trials short
             self.executor.shutdown()
-            kind = "sweep_interrupted" if self.interrupted or running else "sweep_finished"
+            kind = "sweep_interrupted" if self.interrupted else "sweep_finished"
             self.storage.log_event(kind, {"left_running": running})
         return self.history()
 

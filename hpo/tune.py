@@ -212,8 +212,7 @@ def run(
     if executor is None:
         from hpo.executors.ray import RayExecutor
 
-        executor = RayExecutor(**_ray_resources(resources), max_concurrent=_max_concurrent(max_concurrent),
-                               address=address)
+        executor = RayExecutor(**_ray_resources(resources), max_concurrent=max_concurrent, address=address)
     directory = Path(directory)
     storage = Storage(directory)
     try:
@@ -245,26 +244,15 @@ def run(
 
 
 def _ray_resources(resources: Mapping[str, float] | None) -> dict[str, Any]:
-    """``{"num_cpus": 1, "num_gpus": 0.5, "custom": 1}`` as :class:`~hpo.executors.ray.RayExecutor` arguments."""
+    """``{"num_cpus": 1, "num_gpus": 0.5, "custom": 1}`` as :class:`~hpo.executors.ray.RayExecutor` arguments (which
+    checks the amounts)."""
     if resources is None:
         return {}
     if not isinstance(resources, Mapping):
         raise SweepFileError(f"resources must map a resource to an amount per trial, e.g. "
                              f"{{num_cpus: 1, num_gpus: 0.5}}; got {resources!r}")
-    res: dict[str, float] = {}
-    for key, value in resources.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise SweepFileError(f"resources.{key} must be a number >= 0 per trial, got {value!r}")
-        res[str(key)] = float(value)
-    return {"num_cpus": res.pop("num_cpus", 1.0), "num_gpus": res.pop("num_gpus", 0.0), "resources": res}
-
-
-def _max_concurrent(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SweepFileError(f"max_concurrent must be a whole number >= 1 (or left out), got {value!r}")
-    return value
+    res = dict(resources)
+    return {"num_cpus": res.pop("num_cpus", 1), "num_gpus": res.pop("num_gpus", 0), "resources": res}
 
 
 def _write_results(storage: Storage, directory: Path, metric: str) -> None:
@@ -376,12 +364,11 @@ def load_sweep(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _import_entrypoint(entrypoint: str, base: Path) -> Callable[[dict[str, Any]], Any]:
     module, _, func = entrypoint.partition(":")
     # The sweep file's directory first, then the working directory (README: "found next to the sweep file").
-    for p in (os.getcwd(), str(base)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    if sys.path[0] != str(base):
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if str(base) in sys.path:
         sys.path.remove(str(base))
-        sys.path.insert(0, str(base))
+    sys.path.insert(0, str(base))
     try:
         mod = importlib.import_module(module)
     except ImportError as e:

@@ -173,3 +173,22 @@ def test_results_of_a_directory_without_a_sweep_is_a_one_line_error(tmp_path, ca
     Storage(tmp_path / "empty").close()
     code, err = run_cli(capsys, "results", tmp_path / "empty")
     assert code == 2 and "holds no sweep spec" in err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"resources": "[1, 0]"},
+            "resources must map a resource to an amount per trial, e.g. {num_cpus: 1, num_gpus: 0.5}; got [1, 0]",
+        ),
+        ({"resources": "{num_cpus: -1}"}, "resources: num_cpus must be a number >= 0 per trial, got -1"),
+        ({"max_concurrent": "two"}, "max_concurrent must be a whole number >= 1 (or None), got 'two'"),
+        ({"seed": "abc"}, "seed must be an integer, got 'abc'"),
+    ],
+)
+def test_bad_resources_concurrency_and_seed_are_one_line_errors_before_anything_is_stored(tmp_path, capsys, override,
+                                                                                           message):
+    code, err = run_cli(capsys, write_sweep(tmp_path, **override))
+    assert code == 2 and err == f"hpo-tune: error: {message}"
+    assert not (tmp_path / "run" / "sweep.db").exists()

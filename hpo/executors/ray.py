@@ -88,14 +88,18 @@ class RayExecutor(Executor):
         max_retries: int = 3,
         init_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if num_cpus < 0 or num_gpus < 0:
-            raise ValueError(f"resources per trial must be >= 0, got num_cpus={num_cpus}, num_gpus={num_gpus}")
+        amounts = {"num_cpus": num_cpus, "num_gpus": num_gpus, **dict(resources or {})}
+        for key, value in amounts.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"resources: {key} must be a number >= 0 per trial, got {value!r}")
         if num_gpus > 1 and num_gpus != int(num_gpus):
             raise ValueError(f"num_gpus above 1 must be a whole number, got {num_gpus}")
-        if max_concurrent is not None and max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        if max_concurrent is not None and (
+            isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+        ):
+            raise ValueError(f"max_concurrent must be a whole number >= 1 (or None), got {max_concurrent!r}")
         self.num_cpus, self.num_gpus = float(num_cpus), float(num_gpus)
-        self.resources = dict(resources or {})
+        self.resources = {str(k): float(v) for k, v in (resources or {}).items()}
         self.max_concurrent = max_concurrent
         self.address = address
         self.max_retries = int(max_retries)
