@@ -9,8 +9,8 @@
 # Runs are ordered seed by seed (longest first within a seed); no run starts after 80% of the budget, and the
 # report averages only the seeds that covered the whole grid. JOBS processes share the GPU (small models are
 # launch-bound, so several processes keep it busy). EXTRA passes more flags, e.g. EXTRA="--steps 400".
-# It resumes from benchmarks/results/mup_lr_transfer_gpu_partial.json (82 runs of seed 0, the widest and
-# deepest models, from an earlier 3-minute call); RESUME=0 starts from scratch.
+# It resumes from benchmarks/results/mup_lr_transfer_gpu.json (seeds 0 and 1 whole, from two earlier calls), so a
+# next call spends its budget on seed 2; RESUME=0 starts from scratch.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/device}
@@ -20,7 +20,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 LIMIT=$((BUDGET_S * 80 / 100))
 # Resume from the runs an earlier call already did (same settings; the sweep skips them), unless OUT has its own.
-SEED_JSON=benchmarks/results/mup_lr_transfer_gpu_partial.json
+SEED_JSON=benchmarks/results/mup_lr_transfer_gpu.json
 if [ ! -f "$OUT/mup_lr_transfer_gpu.json" ] && [ -f "$SEED_JSON" ] && [ "${RESUME:-1}" = 1 ]; then
     cp "$SEED_JSON" "$OUT/mup_lr_transfer_gpu.json"
 fi
