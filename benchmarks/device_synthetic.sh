@@ -39,12 +39,12 @@ export CUDA_VISIBLE_DEVICES=""  # CPU runs, as on the development machine: the r
 
 STAMP="$OUT/.start"
 touch "$STAMP"
-METHODS="aegis gp_ei optuna_gp"
+METHODS=${METHODS:-aegis gp_ei optuna_gp}
 # An ablation, after the three methods' 4-worker runs: AEGiS without its Pareto move (VARIANTS="" to skip).
 VARIANTS=${VARIANTS-benchmarks.aegis_variants:AEGiSThompsonOnly}
-# Phases "workers seeds methods": 4 workers first (seeds 0-4, then 5-9, so that a grid cut off by the deadline still
-# has balanced seeds), then 1, 8, 16 workers.
-PHASES="4|5|$METHODS
+# Phases "workers|seeds|methods", one a line (PHASES overrides them; METHODS names the methods): 4 workers first
+# (seeds 0-4, then 5-9, so that a grid cut off by the deadline still has balanced seeds), then 1, 8, 16 workers.
+PHASES=${PHASES:-"4|5|$METHODS
 4|10|$METHODS
 4|10|$VARIANTS
 1|5|$METHODS
@@ -52,7 +52,7 @@ PHASES="4|5|$METHODS
 8|5|$METHODS
 8|10|$METHODS
 16|5|$METHODS
-16|10|$METHODS"
+16|10|$METHODS"}
 # One overall deadline; timeout signals its whole process group, so the harness's worker processes stop too. A run
 # cut off mid-way leaves no file (records are written to a temporary name and renamed).
 export PY JOBS RESULTS EXTRA_ARGS PHASES
