@@ -3,12 +3,14 @@
 Examples::
 
     python -m benchmarks list
-    python -m benchmarks run synthetic --seeds 10 --workers 1 4 8 16 --jobs 2
+    python -m benchmarks run synthetic --jobs 2            # 4 workers, 5 seeds: under 30 minutes on 2 cores
+    python -m benchmarks run synthetic --full --jobs 2     # 1/4/8/16 workers: the committed results' grid
     python -m benchmarks run taskset --methods random random+asha optuna_tpe+sha --quick
     python -m benchmarks report
 
 ``run`` stores one JSON file a run under ``benchmarks/results/raw/`` and skips runs already stored, so an
-interrupted suite continues where it stopped. ``--quick`` (and the ``quick`` suite) run into
+interrupted suite continues where it stopped. A suite's default size runs in about 30 minutes on 2 cores,
+``--full`` is the size of the committed results. ``--quick`` (and the ``quick`` suite) run into
 ``benchmarks/results/quick/`` unless ``--out`` says otherwise.
 """
 
@@ -34,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--problems", nargs="+", help="problem names (default: the suite's)")
     run.add_argument("--budget", type=float, help="budget in each problem's unit (default: the suite's)")
     run.add_argument("--durations", nargs="+", help="evaluation-time distributions: halfnormal exponential pareto")
-    run.add_argument("--quick", action="store_true", help="the suite's small size (seconds to a minute or two)")
+    size = run.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="the suite's small size (seconds to a minute or two)")
+    size.add_argument("--full", action="store_true", help="the size of the committed results (hours of CPU)")
     run.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     run.add_argument("--out", type=Path, help="results directory (default benchmarks/results, quick: .../quick)")
     run.add_argument("--no-resume", action="store_true", help="run again even where a result is stored")
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in SUITES.values():
             print(f"{s.name:10s} {s.description}")
             print(f"{'':10s} methods: {' '.join(s.methods)}")
+            sizes = {"quick": {"quick": True}, "default": {}, "full": {"full": True}}
+            print(f"{'':10s} runs: " + ", ".join(f"{k} {len(expand(s.name, **v))}" for k, v in sizes.items()))
         print("problems:", " ".join(problem_names()))
         print("searchers:", " ".join([*(f"optuna_{k}" for k in OPTUNA_SAMPLERS), *SEARCHERS]))
         print("schedulers:", " ".join([*SCHEDULERS, "hyperband", "sha"]))
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         budget=args.budget,
         durations=tuple(args.durations) if args.durations else None,
         quick=args.quick,
+        full=args.full,
     )
     t0 = time.perf_counter()
     done = run_specs(specs, out=out, jobs=args.jobs, resume=not args.no_resume)

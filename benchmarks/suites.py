@@ -3,8 +3,10 @@
 A :class:`Suite` names its problems, methods, seeds, worker counts, budget (default: each problem's own) and, for
 plain-function problems, the evaluation-time distributions; :meth:`Suite.runs` expands them into :class:`RunSpec`
 records, each of which is one JSON file of results. The command line overrides any field
-(``--seeds``, ``--workers``, ``--methods``, ``--problems``, ``--budget``, ``--durations``) and ``--quick`` swaps in
-the suite's quick size.
+(``--seeds``, ``--workers``, ``--methods``, ``--problems``, ``--budget``, ``--durations``). A suite has three sizes:
+the default, sized to run in about 30 minutes on 2 cores (``--jobs 2``); ``--quick``, a minute or two, for smoke
+tests; and ``--full``, the grid the committed results are measured on (1/4/8/16 workers and 10 seeds for the
+synthetic functions, all 12 TaskSet tasks with 10 seeds), hours of CPU.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Suite:
         budget: None for each problem's default budget.
         durations: evaluation-time distributions (plain-function problems only).
         quick: overrides for ``--quick`` (field name -> value).
+        full: overrides for ``--full``, the size of the committed results.
         description: one line for ``python -m benchmarks list`` and the report.
     """
 
@@ -73,6 +76,7 @@ class Suite:
     budget: float | None = None
     durations: tuple[str, ...] = ("exponential",)
     quick: dict = field(default_factory=dict)
+    full: dict = field(default_factory=dict)
     description: str = ""
 
     def runs(self) -> list[RunSpec]:
@@ -97,29 +101,34 @@ SUITES: dict[str, Suite] = {
             "synthetic",
             problems=tuple(FUNCTIONS),
             methods=SYNTHETIC_METHODS,
-            seeds=10,
-            workers=(1, 4, 8, 16),
-            budget=100,
-            quick={"problems": ("branin", "hartmann6"), "seeds": 2, "workers": (4,), "budget": 20},
-            description="BoTorch functions, 100 evaluations, exponential durations (mean 1), 1/4/8/16 workers",
-        ),
-        Suite(
-            "taskset",
-            problems=tuple(f"taskset/{short_name(t)}" for t in TASKS),
-            methods=TASKSET_METHODS,
             seeds=5,
             workers=(4,),
             budget=100,
+            quick={"problems": ("branin", "hartmann6"), "seeds": 2, "budget": 20},
+            full={"workers": (1, 4, 8, 16), "seeds": 10},
+            description="BoTorch functions, 100 evaluations, exponential durations (mean 1), 4 workers, 5 seeds "
+            "(--full: 1/4/8/16 workers, 10 seeds)",
+        ),
+        Suite(
+            "taskset",
+            problems=tuple(f"taskset/{short_name(t)}" for t in TASKS[::2]),
+            methods=TASKSET_METHODS,
+            seeds=3,
+            workers=(4,),
+            budget=100,
             quick={"problems": (f"taskset/{short_name(TASKS[4])}",), "seeds": 2, "budget": 10},
-            description="TaskSet learning curves, 100 full-run equivalents (5000 steps), 4 workers",
+            full={"problems": tuple(f"taskset/{short_name(t)}" for t in TASKS), "seeds": 10},
+            description="TaskSet learning curves, 100 full-run equivalents (5000 steps), 4 workers, 6 of the 12 tasks "
+            "(--full: all 12, 10 seeds)",
         ),
         Suite(
             "real",
             problems=("digits_mlp", "charlm"),
             methods=("random", "random+asha", "optuna_tpe", "optuna_tpe+hyperband", "freeze_thaw", "aegis"),
-            seeds=3,
+            seeds=2,
             workers=(2,),
             quick={"problems": ("digits_mlp",), "seeds": 1, "budget": 5, "methods": ("random+asha", "optuna_tpe")},
+            full={"seeds": 3},
             description="real CPU training (digits MLP, char-LM), measured CPU seconds as cost, 2 workers",
         ),
         Suite(
@@ -154,13 +163,18 @@ def expand(
     budget: float | None = None,
     durations: tuple[str, ...] | None = None,
     quick: bool = False,
+    full: bool = False,
 ) -> list[RunSpec]:
-    """The runs of ``suite`` with the command line's overrides (quick sizes first, explicit options last)."""
+    """The runs of ``suite`` with the command line's overrides (the quick or full size first, explicit options last)."""
     if suite not in SUITES:
         raise KeyError(f"unknown suite {suite!r}; choose one of {sorted(SUITES)}")
+    if quick and full:
+        raise ValueError("quick and full are two sizes of a suite; ask for one of them")
     s = SUITES[suite]
     if quick:
         s = replace(s, **s.quick)
+    if full:
+        s = replace(s, **s.full)
     overrides = {
         "seeds": seeds,
         "workers": workers,

@@ -18,7 +18,7 @@ from benchmarks.peers import build_method, parse_method
 from benchmarks.problems import get_problem
 from benchmarks.problems.synthetic import SyntheticFunction
 from benchmarks.problems.taskset import TASKS, TaskSetProblem, TrialDiverged
-from benchmarks.suites import RunSpec, expand
+from benchmarks.suites import SUITES, RunSpec, expand
 from hpo.executors.simulated import SimulatedExecutor
 from hpo.history import History
 from hpo.orchestrator import Budget, Orchestrator
@@ -168,6 +168,22 @@ def test_quick_suite_runs_resumes_and_reports(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "average rank" in report and "branin" in report
     assert list(tmp_path.glob("*.png"))
+
+
+def test_suite_sizes_nest_so_the_full_grid_reuses_the_default_and_quick_runs():
+    for name in SUITES:
+        quick, default, full = ({s.key() for s in expand(name, **k)} for k in ({"quick": True}, {}, {"full": True}))
+        assert default <= full, name  # --full after the default size reruns nothing
+        assert len(quick) <= len(default) <= len(full)
+    full = expand("synthetic", full=True)
+    assert {s.workers for s in full} == {1, 4, 8, 16}
+    assert {s.seed for s in full} == set(range(10)) and {s.budget for s in full} == {100}
+    assert {s.workers for s in expand("synthetic")} == {4}
+    assert len({s.problem for s in expand("taskset", full=True)}) == len(TASKS) == 12
+    with pytest.raises(ValueError, match="one of them"):
+        expand("synthetic", quick=True, full=True)
+    with pytest.raises(SystemExit):
+        main(["run", "synthetic", "--quick", "--full"])
 
 
 def test_report_holds_a_run_that_finished_early_at_its_final_regret_and_cuts_one_with_a_smaller_budget():
