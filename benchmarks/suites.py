@@ -125,10 +125,9 @@ SUITES: dict[str, Suite] = {
             "real",
             problems=("digits_mlp", "charlm"),
             methods=("random", "random+asha", "optuna_tpe", "optuna_tpe+hyperband", "freeze_thaw", "aegis"),
-            seeds=2,
+            seeds=3,
             workers=(2,),
             quick={"problems": ("digits_mlp",), "seeds": 1, "budget": 5, "methods": ("random+asha", "optuna_tpe")},
-            full={"seeds": 3},
             description="real CPU training (digits MLP, char-LM), measured CPU seconds as cost, 2 workers",
         ),
         Suite(
