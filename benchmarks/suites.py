@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from benchmarks.problems.synthetic import FUNCTIONS
-from benchmarks.problems.taskset import TASKS, short_name
+from benchmarks.problems.taskset import PROBLEMS as _TASKSET
 
 __all__ = ["SUITES", "RunSpec", "Suite", "expand"]
 
@@ -91,6 +91,7 @@ class Suite:
 
 
 # Peers on the synthetic functions, then our own searchers (reported as missing until their modules exist).
+TASKSET_PROBLEMS = tuple(_TASKSET)  # the 12 tasks' problem names, in the order of taskset.TASKS
 SYNTHETIC_METHODS = ("optuna_tpe", "optuna_gp", "optuna_random", "random", "aegis", "gp_ei")
 TASKSET_METHODS = ("random", "random+asha", "optuna_tpe+hyperband", "optuna_tpe+sha", "freeze_thaw")
 
@@ -111,13 +112,13 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             "taskset",
-            problems=tuple(f"taskset/{short_name(t)}" for t in TASKS[::2]),
+            problems=TASKSET_PROBLEMS[::2],
             methods=TASKSET_METHODS,
             seeds=3,
             workers=(4,),
             budget=100,
-            quick={"problems": (f"taskset/{short_name(TASKS[4])}",), "seeds": 2, "budget": 10},
-            full={"problems": tuple(f"taskset/{short_name(t)}" for t in TASKS), "seeds": 10},
+            quick={"problems": (TASKSET_PROBLEMS[4],), "seeds": 2, "budget": 10},
+            full={"problems": TASKSET_PROBLEMS, "seeds": 10},
             description="TaskSet learning curves, 100 full-run equivalents (5000 steps), 4 workers, 6 of the 12 tasks "
             "(--full: all 12, 10 seeds)",
         ),
@@ -141,7 +142,7 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             "quick",
-            problems=("branin", f"taskset/{short_name(TASKS[4])}"),
+            problems=("branin", TASKSET_PROBLEMS[4]),
             methods=("random", "optuna_tpe", "random+asha", "optuna_tpe+sha"),
             seeds=1,
             workers=(2,),
