@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite (resumable)")
     run.add_argument("suite", choices=sorted(SUITES))
     run.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: the suite's)")
+    run.add_argument("--first-seed", type=int, help="start the seeds here: --first-seed 10 --seeds 20 is 10..29")
     run.add_argument("--workers", type=int, nargs="+", help="simulated worker counts (default: the suite's)")
     run.add_argument("--methods", nargs="+", help="methods SEARCHER[+SCHEDULER] (default: the suite's)")
     run.add_argument("--problems", nargs="+", help="problem names (default: the suite's)")
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = expand(
         args.suite,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         workers=tuple(args.workers) if args.workers else None,
         methods=tuple(args.methods) if args.methods else None,
         problems=tuple(args.problems) if args.problems else None,

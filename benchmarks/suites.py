@@ -59,7 +59,8 @@ class Suite:
     Attributes:
         problems: problem names (see :data:`benchmarks.problems.PROBLEMS`).
         methods: method names ``SEARCHER[+SCHEDULER]`` (see :mod:`benchmarks.peers`).
-        seeds: how many seeds (0 .. seeds-1).
+        seeds: how many seeds (``first_seed`` .. ``first_seed + seeds - 1``).
+        first_seed: the first seed; more seeds for runs already stored are ``first_seed=10, seeds=20``.
         workers: the simulated worker counts.
         budget: None for each problem's default budget.
         durations: evaluation-time distributions (plain-function problems only).
@@ -72,6 +73,7 @@ class Suite:
     problems: tuple[str, ...]
     methods: tuple[str, ...]
     seeds: int = 10
+    first_seed: int = 0
     workers: tuple[int, ...] = (4,)
     budget: float | None = None
     durations: tuple[str, ...] = ("exponential",)
@@ -86,7 +88,7 @@ class Suite:
             for w in self.workers
             for d in self.durations
             for m in self.methods
-            for s in range(self.seeds)
+            for s in range(self.first_seed, self.first_seed + self.seeds)
         ]
 
 
@@ -157,6 +159,7 @@ def expand(
     suite: str,
     *,
     seeds: int | None = None,
+    first_seed: int | None = None,
     workers: tuple[int, ...] | None = None,
     methods: tuple[str, ...] | None = None,
     problems: tuple[str, ...] | None = None,
@@ -177,6 +180,7 @@ def expand(
         s = replace(s, **s.full)
     overrides = {
         "seeds": seeds,
+        "first_seed": first_seed,
         "workers": workers,
         "methods": methods,
         "problems": problems,

@@ -179,6 +179,8 @@ def test_suite_sizes_nest_so_the_full_grid_reuses_the_default_and_quick_runs():
     assert {s.workers for s in full} == {1, 4, 8, 16}
     assert {s.seed for s in full} == set(range(10)) and {s.budget for s in full} == {100}
     assert {s.workers for s in expand("synthetic")} == {4}
+    more = expand("synthetic", full=True, first_seed=10, seeds=20)  # more seeds beside the stored ones
+    assert {s.seed for s in more} == set(range(10, 30)) and not {s.key() for s in more} & {s.key() for s in full}
     assert len({s.problem for s in expand("taskset", full=True)}) == len(TASKS) == 12
     with pytest.raises(ValueError, match="one of them"):
         expand("synthetic", quick=True, full=True)
