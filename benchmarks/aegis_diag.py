@@ -11,6 +11,12 @@ fitted lengthscales, the posterior at the global optimum ``x*``, and where Thomp
 ``x*`` or of the local optimum), each sample minimized by the searcher's default optimizer and by a dense one::
 
     python -m benchmarks.aegis_diag model --seed 0 --n 30 40 60 --samples 30
+
+``init``: whose initial design decides a run. Each method runs once with its own initial design and once with the
+other's, given as points to evaluate first: ours (``2 d`` scrambled Sobol points, :class:`RandomSearcher`) and
+Optuna's (the first ``n_startup_trials = 10`` draws of ``RandomSampler(seed)``, GPSampler's initial design)::
+
+    python -m benchmarks.aegis_diag init --method gp_ei --problem hartmann6 --workers 1 --seeds 0 1 2 3 4 5 6 7 8 9
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ import tempfile
 import time
 
 import numpy as np
+import optuna
 import torch
 from botorch.sampling.pathwise import draw_matheron_paths
 
-from benchmarks.peers import build_method
+from benchmarks.peers import build_method, optuna_distributions, parse_method
 from benchmarks.problems import get_problem
 from hpo.executors.simulated import SimulatedExecutor
+from hpo.history import History
 from hpo.orchestrator import Budget, Orchestrator
 from hpo.storage import Storage
 from hpo.surrogates.gp import GPSurrogate
 from searchers.aegis import AEGiSSearcher
+from searchers.random import RandomSearcher
 
 # Hartmann-6's global minimizer (f = -3.32237) and the local one it is usually confused with (f = -3.2032).
 X_GLOBAL = np.array([0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573])
@@ -52,6 +61,54 @@ def run(problem_name: str, options: dict, seed: int, workers: int, budget: int =
         ).run()
     best = min(t.curve[-1][1][problem.metric] for t in history if t.curve)
     return math.log10(max(best - problem.optimum, 1e-12)), time.perf_counter() - t0, searcher, history
+
+
+def optuna_initial_design(space, seed: int, n: int = 10) -> list[dict]:
+    """The first ``n`` configs Optuna's ``RandomSampler(seed)`` draws on ``space``: GPSampler's initial design."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    dists = optuna_distributions(space)
+    return [study.ask(dists).params for _ in range(n)]
+
+
+def sobol_initial_design(space, seed: int) -> list[dict]:
+    """Our searchers' initial design: the first ``2 d`` points of :class:`RandomSearcher`'s scrambled Sobol sequence."""
+    return RandomSearcher(space, seed).suggest_batch(History(space, "loss"), max(2 * space.dim, 2))
+
+
+def run_method(problem_name: str, method: str, seed: int, workers: int, points: list[dict], budget: int = 100):
+    """One run of a benchmark method with ``points`` evaluated first; its final log10 regret."""
+    problem = get_problem(problem_name)
+    searcher, scheduler = build_method(method, problem.space, problem.metric, problem.mode, seed)
+    executor = SimulatedExecutor(num_workers=workers, duration="exponential", seed=seed)
+    with tempfile.TemporaryDirectory() as d, Storage(d) as storage:
+        history = Orchestrator(
+            problem.make(), problem.space, problem.metric, problem.mode, searcher, scheduler, executor, storage,
+            Budget(max_trials=budget), points_to_evaluate=points,
+        ).run()
+    best = min(t.curve[-1][1][problem.metric] for t in history if t.curve)
+    return math.log10(max(best - problem.optimum, 1e-12))
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    space = get_problem(args.problem).space
+    ours_short = parse_method(args.method)
+    ours_short.searcher_options["n_initial"] = 10  # Optuna's 10 points are its whole initial design
+    # (label, method, initial design of a seed)
+    variants = [
+        (f"{args.method}, own design", args.method, lambda s: []),
+        (f"{args.method}, Optuna's design", ours_short, lambda s: optuna_initial_design(space, s)),
+        ("optuna_gp, own design", "optuna_gp", lambda s: []),
+        ("optuna_gp, our design", "optuna_gp", lambda s: sobol_initial_design(space, s)),
+    ]
+    results: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    for s in args.seeds:
+        for label, method, design in variants:
+            results[label].append(run_method(args.problem, method, s, args.workers, design(s)))
+        print(f"seed {s}: " + "; ".join(f"{k} {v[-1]:.2f}" for k, v in results.items()), flush=True)
+    for label, v in results.items():
+        v = np.array(v)
+        print(f"== {args.problem} w={args.workers} {label}: median {np.median(v):.2f}, "
+              f"below {args.threshold} on {int((v < args.threshold).sum())} of {v.size}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
@@ -110,8 +167,14 @@ def main() -> None:
     m.add_argument("--workers", type=int, default=4)
     m.add_argument("--n", nargs="+", type=int, default=[30, 40, 60])
     m.add_argument("--samples", type=int, default=30)
+    i = sub.add_parser("init")
+    i.add_argument("--method", default="gp_ei", help="our method (aegis, gp_ei)")
+    i.add_argument("--problem", default="hartmann6")
+    i.add_argument("--workers", type=int, default=1)
+    i.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    i.add_argument("--threshold", type=float, default=-1.5, help="log10 regret counted as out of the local basin")
     args = ap.parse_args()
-    (cmd_runs if args.cmd == "runs" else cmd_model)(args)
+    {"runs": cmd_runs, "model": cmd_model, "init": cmd_init}[args.cmd](args)
 
 
 if __name__ == "__main__":
