@@ -1,4 +1,5 @@
-"""AEGiS ablations as searcher classes, so the harness can run them by name (``module:Class``) and store them apart.
+"""AEGiS and GP-EI ablations as searcher classes, so the harness can run them by name (``module:Class``)
+and store them apart.
 
 ``python -m benchmarks run synthetic --methods benchmarks.aegis_variants:AEGiSThompsonOnly --workers 4 --seeds 10``
 """
@@ -9,8 +10,15 @@ from typing import Any
 
 from hpo.space import Space
 from searchers.aegis import AEGiSSearcher
+from searchers.gp_ei import GPEISearcher
 
-__all__ = ["AEGiSIgnorePending", "AEGiSParetoOnly", "AEGiSThompsonOnly"]
+__all__ = [
+    "AEGiSIgnorePending",
+    "AEGiSParetoOnly",
+    "AEGiSThompsonOnly",
+    "AEGiSUniformDesign",
+    "GPEIUniformDesign",
+]
 
 
 class AEGiSThompsonOnly(AEGiSSearcher):
@@ -34,4 +42,20 @@ class AEGiSIgnorePending(AEGiSSearcher):
 
     def __init__(self, space: Space, seed: int = 0, **kwargs: Any) -> None:
         kwargs.setdefault("pending", "ignore")
+        super().__init__(space, seed, **kwargs)
+
+
+class AEGiSUniformDesign(AEGiSSearcher):
+    """AEGiS with an initial design of ``2 d`` independent uniform points instead of scrambled Sobol points."""
+
+    def __init__(self, space: Space, seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("initial_design", "uniform")
+        super().__init__(space, seed, **kwargs)
+
+
+class GPEIUniformDesign(GPEISearcher):
+    """GP-EI with an initial design of ``2 d`` independent uniform points instead of scrambled Sobol points."""
+
+    def __init__(self, space: Space, seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("initial_design", "uniform")
         super().__init__(space, seed, **kwargs)

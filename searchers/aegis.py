@@ -242,7 +242,9 @@ class AEGiSSearcher(Searcher):
         epsilon: probability of each exploratory move (default :func:`aegis_epsilon` of the dimension).
         eta: the Thompson share of the exploratory moves (default 1/2, the paper's; 1 = no Pareto moves, 0 = no
             Thompson moves), for ablations.
-        n_initial: space-filling (scrambled Sobol) trials before the model is used (default ``2 d``).
+        n_initial: trials of the initial design before the model is used (default ``2 d``).
+        initial_design: ``"sobol"`` (scrambled Sobol, default) or ``"uniform"`` (independent uniform points), see
+            :class:`~searchers.random.RandomSearcher`.
         pending: ``"believer"`` (condition exploratory moves on pending points) or ``"ignore"`` (the paper).
         warp: the GP's output warp (:func:`hpo.surrogates.gp.warp_targets`).
         raw_samples, num_restarts, maxiter: the multi-start acquisition optimizer's budget.
@@ -266,6 +268,7 @@ class AEGiSSearcher(Searcher):
         epsilon: float | None = None,
         eta: float = 0.5,
         n_initial: int | None = None,
+        initial_design: str = "sobol",
         pending: str = "believer",
         warp: str = "power",
         raw_samples: int = 256,
@@ -288,7 +291,7 @@ class AEGiSSearcher(Searcher):
         self.raw_samples, self.num_restarts, self.maxiter = int(raw_samples), int(num_restarts), int(maxiter)
         self.pareto_pop, self.pareto_generations = int(pareto_pop), int(pareto_generations)
         self.surrogate = GPSurrogate.for_space(space, warp=warp)
-        self._random = RandomSearcher(space, seed)
+        self._random = RandomSearcher(space, seed, design=initial_design)
         self._pathwise = not self.surrogate.choice_dims
         self.moves: list[tuple[int, Move, Move]] = []
 

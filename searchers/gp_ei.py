@@ -47,7 +47,9 @@ class GPEISearcher(Searcher):
     Args:
         space: the search space.
         seed: seeds the initial design, the QMC sampler and the optimizer's starts.
-        n_initial: space-filling (scrambled Sobol) trials before the model is used (default ``2 d``).
+        n_initial: trials of the initial design before the model is used (default ``2 d``).
+        initial_design: ``"sobol"`` (scrambled Sobol, default) or ``"uniform"`` (independent uniform points), see
+            :class:`~searchers.random.RandomSearcher`.
         warp: the GP's output warp (:func:`hpo.surrogates.gp.warp_targets`).
         mc_samples: QMC samples of the joint posterior.
         raw_samples, num_restarts, maxiter: the multi-start acquisition optimizer's budget.
@@ -64,6 +66,7 @@ class GPEISearcher(Searcher):
         space: Space,
         seed: int = 0,
         n_initial: int | None = None,
+        initial_design: str = "sobol",
         warp: str = "power",
         mc_samples: int = 64,
         raw_samples: int = 256,
@@ -75,7 +78,7 @@ class GPEISearcher(Searcher):
         self.mc_samples = int(mc_samples)
         self.raw_samples, self.num_restarts, self.maxiter = int(raw_samples), int(num_restarts), int(maxiter)
         self.surrogate = GPSurrogate.for_space(space, warp=warp)
-        self._random = RandomSearcher(space, seed)
+        self._random = RandomSearcher(space, seed, design=initial_design)
 
     def is_finished(self, history: History) -> bool:
         return self._random.is_finished(history)

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from hpo.candidates import Candidates
 from hpo.history import History
 from hpo.searcher import Searcher
@@ -32,6 +34,9 @@ class RandomSearcher(Searcher):
     Args:
         space: the search space.
         seed: seeds the Sobol scrambling (with ``candidates``, their order).
+        design: ``"sobol"`` (default) or ``"uniform"``: independent uniform points, still a function of
+            ``(seed, trial index)``. Clumps and gaps are what a model's lengthscales are learned from, so BO
+            searchers can take their initial design this way (see :class:`searchers.aegis.AEGiSSearcher`).
         candidates: propose only these configs, each once (:class:`~hpo.candidates.Candidates` or a list of
             configs).
 
@@ -45,8 +50,11 @@ class RandomSearcher(Searcher):
     """
 
     def __init__(self, space: Space, seed: int = 0,
-                 candidates: Candidates | Sequence[Mapping[str, Any]] | None = None) -> None:
+                 candidates: Candidates | Sequence[Mapping[str, Any]] | None = None, design: str = "sobol") -> None:
         super().__init__(space, seed)
+        if design not in ("sobol", "uniform"):
+            raise ValueError(f"design must be 'sobol' or 'uniform', got {design!r}")
+        self.design = design
         self.candidates = Candidates.of(space, candidates)
         self._keys: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._counts: Counter = Counter()
@@ -58,7 +66,10 @@ class RandomSearcher(Searcher):
     def _point(self, index: int):
         start = index - index % _BLOCK
         if start != self._block_start:
-            self._block = self.space.sobol(_BLOCK, seed=self.seed, skip=start)
+            if self.design == "sobol":
+                self._block = self.space.sobol(_BLOCK, seed=self.seed, skip=start)
+            else:
+                self._block = np.random.default_rng([self.seed, start]).random((_BLOCK, self.space.dim))
             self._block_start = start
         return self._block[index - start]
 

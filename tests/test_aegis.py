@@ -164,3 +164,16 @@ def test_aegis_suggests_a_valid_config_from_degenerate_histories(case):
         for k in range(3):
             config = searcher.suggest(history_of(space, points, values, pending=points[:k]))
             space.validate(config)
+
+
+@pytest.mark.parametrize("design", ["sobol", "uniform"])
+def test_the_initial_design_is_the_random_searchers_and_the_model_takes_over_after_it(design):
+    from searchers.random import RandomSearcher
+
+    space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0), "z": Float(0.0, 1.0)})
+    searcher = AEGiSSearcher(space, seed=4, initial_design=design)
+    history = run(searcher, space, lambda c: {"loss": sum((v - 0.3) ** 2 for v in c.values())}, 8)
+    configs = [t.config for t in history]
+    assert configs[:6] == RandomSearcher(space, seed=4, design=design).suggest_batch(History(space, "loss"), 6)
+    assert [m[1] for m in searcher.moves[:6]] == [Move.INITIAL] * 6
+    assert all(m[1] is not Move.INITIAL for m in searcher.moves[6:]) and len(searcher.moves) == 8

@@ -74,3 +74,20 @@ def test_placeholders_that_never_became_trials_are_forgotten_and_a_new_history_s
     assert not searcher.is_finished(_complete(History(space, "loss"), batch[:1]))
     # The same searcher on another, empty sweep answers as a fresh one does.
     assert searcher.suggest(History(space, "loss")) == RandomSearcher(space, seed=3).suggest(History(space, "loss"))
+
+
+def test_uniform_design_is_seeded_independent_points_and_a_bad_design_names_the_choices():
+    import numpy as np
+    import pytest
+
+    space = Space({"x": Float(0, 1), "y": Float(0, 1)})
+    configs = RandomSearcher(space, seed=0, design="uniform").suggest_batch(History(space, "loss"), 64)
+    again = RandomSearcher(space, seed=0, design="uniform").suggest_batch(History(space, "loss"), 64)
+    assert configs == again  # a function of (seed, trial index), so a resumed sweep continues it
+    X = np.array([[c["x"], c["y"]] for c in configs])
+    np.testing.assert_allclose(X, np.random.default_rng([0, 0]).random((64, 2)))
+    cells = Counter((int(x * 4), int(y * 4)) for x, y in X)
+    assert set(cells.values()) != {4}  # not the Sobol net: independent points clump and leave gaps
+    assert RandomSearcher(space, seed=1, design="uniform").suggest(History(space, "loss")) != configs[0]
+    with pytest.raises(ValueError, match="'sobol' or 'uniform'"):
+        RandomSearcher(space, design="latin")
