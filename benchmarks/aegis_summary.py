@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 PROBLEMS = ("branin", "hartmann6", "ackley5", "levy10", "styblinski_tang10", "michalewicz10")
 PEERS = ("optuna_gp", "optuna_tpe", "optuna_random", "random")
@@ -53,6 +54,24 @@ def _median(vals: dict[int, float]) -> float | None:
     return float(np.median(list(vals.values()))) if vals else None
 
 
+def _paired(ours: dict[int, float], theirs: dict[int, float], reps: int = 2000) -> str:
+    """Seed-paired comparison: on how many shared seeds ours is lower, the two-sided sign test's p, and a
+    bootstrap 90% interval (over seeds) of the difference of the medians, ours minus theirs."""
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return "no shared seeds"
+    a, b = np.array([ours[s] for s in seeds]), np.array([theirs[s] for s in seeds])
+    lower, ties = int(np.sum(a < b)), int(np.sum(a == b))
+    p = binomtest(lower, len(seeds) - ties).pvalue if len(seeds) > ties else 1.0
+    idx = np.random.default_rng(0).integers(0, len(seeds), (reps, len(seeds)))
+    diff = np.median(a[idx], axis=1) - np.median(b[idx], axis=1)
+    lo, hi = np.percentile(diff, [5, 95])
+    return (
+        f"lower on {lower} of {len(seeds)} seeds (sign test p = {p:.2f}), "
+        f"median difference 90% CI [{lo:+.2f}, {hi:+.2f}]"
+    )
+
+
 def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int], methods: list[str]) -> str:
     lines: list[str] = []
     for w in workers:
@@ -81,7 +100,8 @@ def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int
                 ok = a <= peers[best]
                 wins += ok
                 verdict = "at or below" if ok else "ABOVE"
-                lines.append(f"- {p}: AEGiS {a:.2f} vs best peer {best} {peers[best]:.2f}: {verdict}")
+                paired = _paired(data.get((p, "aegis", w), {}), data.get((p, best, w), {}))
+                lines.append(f"- {p}: AEGiS {a:.2f} vs best peer {best} {peers[best]:.2f}: {verdict}; {paired}")
             lines += [f"- **{w} workers: AEGiS at or below the best peer on {wins} of {total} problems**", ""]
         if w == 1:
             for p in PROBLEMS:

@@ -202,3 +202,17 @@ def test_report_holds_a_run_that_finished_early_at_its_final_regret_and_cuts_one
     assert _median_trace([early], grid, 0.0).tolist() == [0.9, 0.5, 0.5, 0.5]
     out = _median_trace([half], grid, 0.0)
     assert out[:2].tolist() == [0.9, 0.4] and np.isnan(out[2:]).all()
+
+
+def test_aegis_summary_paired_comparison_counts_seeds_and_signs():
+    """The seed-paired line behind issue 4's verdicts: a method lower on every shared seed is significant with a
+    negative interval; one equal to its peer up to a coin-flip sign is not; unshared seeds are ignored."""
+    from benchmarks.aegis_summary import _paired
+
+    theirs = {s: float(s) for s in range(12)}
+    better = _paired({s: s - 0.5 for s in range(10)}, theirs)
+    assert better.startswith("lower on 10 of 10 seeds (sign test p = 0.00)")
+    assert "CI [-0.50, -0.50]" in better
+    flip = _paired({s: s + (0.1 if s % 2 else -0.1) for s in range(10)}, theirs)
+    assert flip.startswith("lower on 5 of 10 seeds (sign test p = 1.00)")
+    assert _paired({99: 0.0}, theirs) == "no shared seeds"
