@@ -109,7 +109,8 @@ def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int
                 if a is None or g is None:
                     continue
                 verdict = "within 0.3 (or better)" if a - g <= 0.3 else "WORSE by more than 0.3"
-                lines.append(f"- {p}: AEGiS {a:.2f} vs GP-EI {g:.2f}: difference {a - g:+.2f}, {verdict}")
+                paired = _paired(data.get((p, "aegis", 1), {}), data.get((p, "gp_ei", 1), {}))
+                lines.append(f"- {p}: AEGiS {a:.2f} vs GP-EI {g:.2f}: difference {a - g:+.2f}, {verdict}; {paired}")
             lines.append("")
     return "\n".join(lines)
 
