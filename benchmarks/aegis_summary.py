@@ -4,7 +4,8 @@ criteria (AEGiS at or below the best peer at 4+ workers; within 0.3 of GP-EI at 
 Reads every ``raw/synthetic/<problem>/<method>/w<W>-exponential-b100-s<seed>.json`` under the given result
 directories (later directories win for the same run) and prints markdown.
 
-Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]``
+Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]
+[--below -1.0]``
 """
 
 from __future__ import annotations
@@ -72,7 +73,20 @@ def _paired(ours: dict[int, float], theirs: dict[int, float], reps: int = 2000) 
     )
 
 
-def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int], methods: list[str]) -> str:
+def _below(vals: dict[int, float], threshold: float) -> str:
+    """``k/n (median m)``: how many runs ended below ``threshold`` and their median (e.g. Hartmann-6's runs that
+    left the local basin, whose log10 regret is -0.92)."""
+    v = np.array(list(vals.values()))
+    hit = v[v < threshold]
+    return f"{hit.size}/{v.size}" + (f" (median {np.median(hit):.2f})" if hit.size else "")
+
+
+def report(
+    data: dict[tuple[str, str, int], dict[int, float]],
+    workers: list[int],
+    methods: list[str],
+    below: float | None = None,
+) -> str:
     lines: list[str] = []
     for w in workers:
         cols = [m for m in methods if any((p, m, w) in data for p in PROBLEMS)]
@@ -87,6 +101,11 @@ def report(data: dict[tuple[str, str, int], dict[int, float]], workers: list[int
         for p in PROBLEMS:
             lines.append(f"| {p} | " + " | ".join(_cell(data.get((p, m, w), {})) for m in cols) + " |")
         lines.append("")
+        if below is not None:
+            for p in PROBLEMS:
+                cells = [f"{m} {_below(data[(p, m, w)], below)}" for m in cols if data.get((p, m, w))]
+                lines.append(f"- {p}, runs below {below:g}: " + ", ".join(cells))
+            lines.append("")
         if w >= 4:
             wins, total = 0, 0
             for p in PROBLEMS:
@@ -121,8 +140,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--methods", nargs="+", default=["aegis", "gp_ei", *PEERS])
+    ap.add_argument("--below", type=float, default=None,
+                    help="also count, per problem and method, the runs that ended below this log10 regret")
     args = ap.parse_args()
-    print(report(load(args.dirs, args.seeds), args.workers, args.methods))
+    print(report(load(args.dirs, args.seeds), args.workers, args.methods, args.below))
 
 
 if __name__ == "__main__":

@@ -216,3 +216,10 @@ def test_aegis_summary_paired_comparison_counts_seeds_and_signs():
     flip = _paired({s: s + (0.1 if s % 2 else -0.1) for s in range(10)}, theirs)
     assert flip.startswith("lower on 5 of 10 seeds (sign test p = 1.00)")
     assert _paired({99: 0.0}, theirs) == "no shared seeds"
+
+
+def test_aegis_summary_counts_runs_below_a_threshold():
+    from benchmarks.aegis_summary import _below
+
+    assert _below({0: -4.0, 1: -0.92, 2: -3.0, 3: -0.9}, -1.0) == "2/4 (median -3.50)"
+    assert _below({0: -0.92}, -1.0) == "0/1"
