@@ -5,7 +5,10 @@ Reads every ``raw/synthetic/<problem>/<method>/w<W>-exponential-b100-s<seed>.jso
 directories (later directories win for the same run) and prints markdown.
 
 Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]
-[--below -1.0]``
+[--below -1.0] [--ours METHOD] [--versus BASE]``
+
+``--ours`` scores an ablation (e.g. ``benchmarks.aegis_variants:AEGiSPaperBudget``) against the criteria in place
+of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default.
 """
 
 from __future__ import annotations
@@ -86,10 +89,15 @@ def report(
     workers: list[int],
     methods: list[str],
     below: float | None = None,
+    ours: str = "aegis",
+    versus: str | None = None,
 ) -> str:
+    """Markdown: per worker count, the table of ``methods``, then the criteria with ``ours`` as AEGiS (and, with
+    ``versus``, the seed-paired comparison of ``ours`` against that method on every problem)."""
     lines: list[str] = []
     for w in workers:
         cols = [m for m in methods if any((p, m, w) in data for p in PROBLEMS)]
+        cols += [m for m in (ours, versus) if m and m not in cols and any((p, m, w) in data for p in PROBLEMS)]
         if not cols:
             continue
         lines += [
@@ -109,7 +117,7 @@ def report(
         if w >= 4:
             wins, total = 0, 0
             for p in PROBLEMS:
-                a = _median(data.get((p, "aegis", w), {}))
+                a = _median(data.get((p, ours, w), {}))
                 peers = {m: _median(data.get((p, m, w), {})) for m in PEERS}
                 peers = {m: v for m, v in peers.items() if v is not None}
                 if a is None or not peers:
@@ -119,17 +127,27 @@ def report(
                 ok = a <= peers[best]
                 wins += ok
                 verdict = "at or below" if ok else "ABOVE"
-                paired = _paired(data.get((p, "aegis", w), {}), data.get((p, best, w), {}))
+                paired = _paired(data.get((p, ours, w), {}), data.get((p, best, w), {}))
                 lines.append(f"- {p}: AEGiS {a:.2f} vs best peer {best} {peers[best]:.2f}: {verdict}; {paired}")
             lines += [f"- **{w} workers: AEGiS at or below the best peer on {wins} of {total} problems**", ""]
         if w == 1:
             for p in PROBLEMS:
-                a, g = _median(data.get((p, "aegis", 1), {})), _median(data.get((p, "gp_ei", 1), {}))
+                a, g = _median(data.get((p, ours, 1), {})), _median(data.get((p, "gp_ei", 1), {}))
                 if a is None or g is None:
                     continue
                 verdict = "within 0.3 (or better)" if a - g <= 0.3 else "WORSE by more than 0.3"
-                paired = _paired(data.get((p, "aegis", 1), {}), data.get((p, "gp_ei", 1), {}))
+                paired = _paired(data.get((p, ours, 1), {}), data.get((p, "gp_ei", 1), {}))
                 lines.append(f"- {p}: AEGiS {a:.2f} vs GP-EI {g:.2f}: difference {a - g:+.2f}, {verdict}; {paired}")
+            lines.append("")
+        if versus:
+            for p in PROBLEMS:
+                a, b = data.get((p, ours, w), {}), data.get((p, versus, w), {})
+                if a and b:
+                    shared = {s: b[s] for s in a if s in b}
+                    lines.append(
+                        f"- {p}: {ours} {_median(a):.2f} vs {versus} {_median(shared):.2f} on the same seeds; "
+                        + _paired(a, shared)
+                    )
             lines.append("")
     return "\n".join(lines)
 
@@ -142,8 +160,10 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["aegis", "gp_ei", *PEERS])
     ap.add_argument("--below", type=float, default=None,
                     help="also count, per problem and method, the runs that ended below this log10 regret")
+    ap.add_argument("--ours", default="aegis", help="the method scored as AEGiS (an ablation's name, say)")
+    ap.add_argument("--versus", default=None, help="also compare --ours seed by seed with this method")
     args = ap.parse_args()
-    print(report(load(args.dirs, args.seeds), args.workers, args.methods, args.below))
+    print(report(load(args.dirs, args.seeds), args.workers, args.methods, args.below, args.ours, args.versus))
 
 
 if __name__ == "__main__":

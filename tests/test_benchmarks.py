@@ -223,3 +223,22 @@ def test_aegis_summary_counts_runs_below_a_threshold():
 
     assert _below({0: -4.0, 1: -0.92, 2: -3.0, 3: -0.9}, -1.0) == "2/4 (median -3.50)"
     assert _below({0: -0.92}, -1.0) == "0/1"
+
+
+def test_aegis_summary_scores_an_ablation_in_place_of_aegis():
+    """``--ours`` puts an ablation through the issue's criteria instead of the default, and ``--versus`` pairs it
+    with the default seed by seed, on the seeds both ran."""
+    from benchmarks.aegis_summary import report
+
+    data = {
+        ("branin", "aegis", 4): {s: -4.0 for s in range(6)},
+        ("branin", "variant", 4): {s: -5.0 for s in range(4)},
+        ("branin", "optuna_gp", 4): {s: -4.5 for s in range(6)},
+    }
+    default = report(data, [4], ["aegis", "optuna_gp"])
+    assert "- branin: AEGiS -4.00 vs best peer optuna_gp -4.50: ABOVE" in default
+    assert "at or below the best peer on 0 of 1" in default
+    ablation = report(data, [4], ["aegis", "optuna_gp"], ours="variant", versus="aegis")
+    assert "- branin: AEGiS -5.00 vs best peer optuna_gp -4.50: at or below; lower on 4 of 4 seeds" in ablation
+    assert "at or below the best peer on 1 of 1" in ablation
+    assert "- branin: variant -5.00 vs aegis -4.00 on the same seeds; lower on 4 of 4 seeds" in ablation
