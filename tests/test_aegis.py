@@ -62,10 +62,17 @@ def history_of(space, points, values, pending=()):
     return History(space, "loss", "min", tuple(trials))
 
 
-def test_default_epsilon_is_the_papers_inverse_sqrt_dimension_floored_at_four():
+def test_papers_epsilon_is_inverse_sqrt_dimension_floored_at_four_and_the_default_is_a_quarter():
     assert aegis_epsilon(1) == aegis_epsilon(2) == aegis_epsilon(4) == 0.5
     assert aegis_epsilon(10) == pytest.approx(1 / np.sqrt(10))
-    assert AEGiSSearcher(SPACE2).epsilon == 0.5
+    assert AEGiSSearcher(SPACE2).epsilon == 0.25
+    assert AEGiSSearcher(SPACE2, epsilon="paper").epsilon == 0.5
+
+
+@pytest.mark.parametrize("bad", ["sqrtd", 0.6, -0.1])
+def test_aegis_rejects_an_epsilon_it_cannot_use_and_says_what_works(bad):
+    with pytest.raises(ValueError, match=r"epsilon.*(\[0, 0\.5\]|'paper')"):
+        AEGiSSearcher(SPACE2, epsilon=bad)
 
 
 @pytest.mark.parametrize("epsilon", [0.1, 1 / np.sqrt(10), 0.5])
