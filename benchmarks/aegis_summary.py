@@ -5,10 +5,12 @@ Reads every ``raw/synthetic/<problem>/<method>/w<W>-exponential-b100-s<seed>.jso
 directories (later directories win for the same run) and prints markdown.
 
 Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]
-[--below -1.0] [--ours METHOD] [--versus BASE]``
+[--below -1.0] [--ours METHOD] [--versus BASE] [--plot PREFIX]``
 
 ``--ours`` scores an ablation (e.g. ``benchmarks.aegis_variants:AEGiSPaperBudget``) against the criteria in place
-of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default.
+of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default. ``--plot PREFIX`` also draws,
+per worker count, the median and interquartile band of each method's best-so-far log10 regret against evaluations
+(``PREFIX_w4.png`` ...).
 """
 
 from __future__ import annotations
@@ -152,17 +154,54 @@ def report(
     return "\n".join(lines)
 
 
+def plot(dirs: list[Path], seeds: int, workers: list[int], methods: list[str], prefix: Path) -> list[Path]:
+    """One figure per worker count: each method's median best-so-far log10 regret (band: interquartile range)
+    over the runs with seed < ``seeds``, on the six problems. Later directories win for the same run."""
+    from benchmarks import report as rp
+
+    runs: dict[tuple, dict] = {}
+    for d in dirs:
+        for rec in rp.load(d, ["synthetic"]):
+            sp = rec["spec"]
+            if (
+                sp["method"] in methods
+                and sp["seed"] < seeds
+                and sp["budget"] == 100
+                and sp["duration"] == "exponential"
+            ):
+                runs[(sp["problem"], sp["method"], sp["workers"], sp["seed"])] = rec
+    groups = rp.cells(list(runs.values()))
+    paths = []
+    for w in workers:
+        sub = {k: v for k, v in groups.items() if k[2] == w}
+        if not sub:
+            continue
+        path = Path(f"{prefix}_w{w}.png")
+        title = f"synthetic, {w} worker(s), budget 100: median and IQR over {seeds} seeds"
+        rp._figure(sub, "evals", path, title, "evaluations", "log10 regret")
+        paths.append(path)
+    return paths
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dirs", nargs="+", type=Path, help="result directories holding raw/synthetic")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--methods", nargs="+", default=["aegis", "gp_ei", *PEERS])
-    ap.add_argument("--below", type=float, default=None,
-                    help="also count, per problem and method, the runs that ended below this log10 regret")
+    ap.add_argument(
+        "--below",
+        type=float,
+        default=None,
+        help="also count, per problem and method, the runs that ended below this log10 regret",
+    )
     ap.add_argument("--ours", default="aegis", help="the method scored as AEGiS (an ablation's name, say)")
     ap.add_argument("--versus", default=None, help="also compare --ours seed by seed with this method")
+    ap.add_argument("--plot", type=Path, default=None, help="also write PREFIX_w<W>.png for each worker count")
     args = ap.parse_args()
+    if args.plot:
+        for path in plot(args.dirs, args.seeds, args.workers, args.methods, args.plot):
+            print(f"wrote {path}")
     print(report(load(args.dirs, args.seeds), args.workers, args.methods, args.below, args.ours, args.versus))
 
 

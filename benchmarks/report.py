@@ -40,6 +40,7 @@ _COLOURS = {
     "optuna_tpe+hyperband": "tab:purple",
     "optuna_tpe+sha": "tab:brown",
     "aegis": "tab:pink",
+    "benchmarks.aegis_variants:AEGiSPaperEpsilon": "darkmagenta",
     "gp_ei": "tab:olive",
     "carbs": "tab:cyan",
     "freeze_thaw": "black",
@@ -203,7 +204,7 @@ def _plot_group(ax, by_method: dict[str, list[dict[str, Any]]], x: str, grid: np
             med = np.nanmedian(ys, axis=0)
             lo, hi = np.nanquantile(ys, 0.25, axis=0), np.nanquantile(ys, 0.75, axis=0)
         colour = _COLOURS.get(m)
-        ax.plot(grid / scale, med, label=m, color=colour, lw=1.4)
+        ax.plot(grid / scale, med, label=m.rsplit(":", 1)[-1], color=colour, lw=1.4)
         ax.fill_between(grid / scale, lo, hi, color=colour, alpha=0.15, lw=0)
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -242,3 +243,12 @@ def test_aegis_summary_scores_an_ablation_in_place_of_aegis():
     assert "- branin: AEGiS -5.00 vs best peer optuna_gp -4.50: at or below; lower on 4 of 4 seeds" in ablation
     assert "at or below the best peer on 1 of 1" in ablation
     assert "- branin: variant -5.00 vs aegis -4.00 on the same seeds; lower on 4 of 4 seeds" in ablation
+
+
+def test_aegis_summary_plots_one_figure_per_worker_count_that_has_runs(tmp_path):
+    from benchmarks.aegis_summary import plot
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    paths = plot([results], seeds=2, workers=[4, 3], methods=["random", "optuna_tpe"], prefix=tmp_path / "fig")
+    assert paths == [tmp_path / "fig_w4.png"]  # nobody ran 3 workers
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
