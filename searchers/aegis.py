@@ -306,6 +306,11 @@ class AEGiSSearcher(Searcher):
             if epsilon != "paper":
                 raise ValueError(f"epsilon must be a number in [0, 0.5] or 'paper' (the paper's rule), got {epsilon!r}")
             epsilon = aegis_epsilon(space.dim)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating, np.integer)):
+            raise ValueError(
+                f"epsilon must be a number in [0, 0.5] or 'paper' (the paper's rule), got {epsilon!r}; leave it out "
+                f"for the default {DEFAULT_EPSILON}"
+            )
         self.epsilon = float(epsilon)
         if not 0.0 <= self.epsilon <= 0.5:
             raise ValueError(

@@ -69,7 +69,7 @@ def test_papers_epsilon_is_inverse_sqrt_dimension_floored_at_four_and_the_defaul
     assert AEGiSSearcher(SPACE2, epsilon="paper").epsilon == 0.5
 
 
-@pytest.mark.parametrize("bad", ["sqrtd", 0.6, -0.1])
+@pytest.mark.parametrize("bad", ["sqrtd", 0.6, -0.1, None, True, [0.25]])
 def test_aegis_rejects_an_epsilon_it_cannot_use_and_says_what_works(bad):
     with pytest.raises(ValueError, match=r"epsilon.*(\[0, 0\.5\]|'paper')"):
         AEGiSSearcher(SPACE2, epsilon=bad)
