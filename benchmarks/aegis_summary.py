@@ -8,9 +8,10 @@ Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--se
 [--below -1.0] [--ours METHOD] [--versus BASE] [--plot PREFIX]``
 
 ``--ours`` scores an ablation (e.g. ``benchmarks.aegis_variants:AEGiSPaperBudget``) against the criteria in place
-of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default. ``--plot PREFIX`` also draws,
+of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default, both medians over the seeds the two
+share. ``--plot PREFIX`` also draws,
 per worker count, the median and interquartile band of each method's best-so-far log10 regret against evaluations
-(``PREFIX_w4.png`` ...).
+(``PREFIX_w4.png`` ...) for the methods given by ``--methods`` (``--ours`` and ``--versus`` do not change them).
 """
 
 from __future__ import annotations
@@ -144,12 +145,15 @@ def report(
         if versus:
             for p in PROBLEMS:
                 a, b = data.get((p, ours, w), {}), data.get((p, versus, w), {})
-                if a and b:
-                    shared = {s: b[s] for s in a if s in b}
+                seeds = sorted(set(a) & set(b))
+                if seeds:
+                    a, b = {s: a[s] for s in seeds}, {s: b[s] for s in seeds}
                     lines.append(
-                        f"- {p}: {ours} {_median(a):.2f} vs {versus} {_median(shared):.2f} on the same seeds; "
-                        + _paired(a, shared)
+                        f"- {p}: {ours} {_median(a):.2f} vs {versus} {_median(b):.2f} on the same {len(seeds)} "
+                        f"seeds; " + _paired(a, b)
                     )
+                elif a or b:
+                    lines.append(f"- {p}: {ours} and {versus} share no seed at {w} worker(s)")
             lines.append("")
     return "\n".join(lines)
 

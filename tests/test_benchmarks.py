@@ -233,16 +233,20 @@ def test_aegis_summary_scores_an_ablation_in_place_of_aegis():
 
     data = {
         ("branin", "aegis", 4): {s: -4.0 for s in range(6)},
-        ("branin", "variant", 4): {s: -5.0 for s in range(4)},
+        ("branin", "variant", 4): {**{s: -5.0 for s in range(4)}, **{s: -4.8 for s in range(20, 25)}},
         ("branin", "optuna_gp", 4): {s: -4.5 for s in range(6)},
+        ("hartmann6", "variant", 4): {0: -2.0},
+        ("hartmann6", "aegis", 4): {1: -2.0},
     }
     default = report(data, [4], ["aegis", "optuna_gp"])
     assert "- branin: AEGiS -4.00 vs best peer optuna_gp -4.50: ABOVE" in default
     assert "at or below the best peer on 0 of 1" in default
     ablation = report(data, [4], ["aegis", "optuna_gp"], ours="variant", versus="aegis")
-    assert "- branin: AEGiS -5.00 vs best peer optuna_gp -4.50: at or below; lower on 4 of 4 seeds" in ablation
+    # the criteria use all nine of the variant's seeds; the pairing only the four it shares with aegis
+    assert "- branin: AEGiS -4.80 vs best peer optuna_gp -4.50: at or below; lower on 4 of 4 seeds" in ablation
     assert "at or below the best peer on 1 of 1" in ablation
-    assert "- branin: variant -5.00 vs aegis -4.00 on the same seeds; lower on 4 of 4 seeds" in ablation
+    assert "- branin: variant -5.00 vs aegis -4.00 on the same 4 seeds; lower on 4 of 4 seeds" in ablation
+    assert "- hartmann6: variant and aegis share no seed at 4 worker(s)" in ablation
 
 
 def test_aegis_summary_plots_one_figure_per_worker_count_that_has_runs(tmp_path):
