@@ -7,11 +7,11 @@ directories (later directories win for the same run) and prints markdown.
 Usage: ``python -m benchmarks.aegis_summary benchmarks/results [more dirs] [--seeds 10] [--workers 1 4 8 16]
 [--below -1.0] [--ours METHOD] [--versus BASE] [--plot PREFIX]``
 
-``--ours`` scores an ablation (e.g. ``benchmarks.aegis_variants:AEGiSPaperBudget``) against the criteria in place
-of ``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default, both medians over the seeds the two
-share. ``--plot PREFIX`` also draws,
-per worker count, the median and interquartile band of each method's best-so-far log10 regret against evaluations
-(``PREFIX_w4.png`` ...) for the methods given by ``--methods`` (``--ours`` and ``--versus`` do not change them).
+``--ours`` scores an ablation (e.g. ``benchmarks.aegis_variants:AEGiSPaperBudget``) against the criteria in place of
+``aegis``; ``--versus aegis`` then adds its seed-paired comparison with the default, both medians over the seeds the
+two share. ``--plot PREFIX`` also draws, per worker count, the median and interquartile band of each method's
+best-so-far log10 regret against evaluations (``PREFIX_w4.png`` ...) for the methods given by ``--methods``
+(``--ours`` and ``--versus`` do not change them).
 """
 
 from __future__ import annotations
