@@ -3,8 +3,10 @@ and store them apart.
 
 ``python -m benchmarks run synthetic --methods benchmarks.aegis_variants:AEGiSThompsonOnly --workers 4 --seeds 10``
 
-Every ablation here was measured with the paper's epsilon (AEGiS's default until 27 Nov 2026), so each pins
-``epsilon="paper"`` and reruns reproduce the stored records; :class:`AEGiSPaperEpsilon` is that default itself.
+Every ablation here but :class:`AEGiSIgnorePendingDefaultEpsilon` was measured with the paper's epsilon (AEGiS's
+default until 27 Nov 2026), so each pins ``epsilon="paper"`` and reruns reproduce the stored records;
+:class:`AEGiSPaperEpsilon` is that default itself. :class:`AEGiSIgnorePendingDefaultEpsilon` repeats the
+pending-point ablation with today's default epsilon.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from searchers.gp_ei import GPEISearcher
 
 __all__ = [
     "AEGiSIgnorePending",
+    "AEGiSIgnorePendingDefaultEpsilon",
     "AEGiSPaperBudget",
     "AEGiSPaperEpsilon",
     "AEGiSParetoOnly",
@@ -88,4 +91,13 @@ class AEGiSPaperEpsilon(AEGiSSearcher):
 
     def __init__(self, space: Space, seed: int = 0, **kwargs: Any) -> None:
         kwargs.setdefault("epsilon", "paper")
+        super().__init__(space, seed, **kwargs)
+
+
+class AEGiSIgnorePendingDefaultEpsilon(AEGiSSearcher):
+    """The paper's rule for pending points (ignore them) with today's default epsilon (1/4), to check that the
+    kriging believer is still the better default after the epsilon change."""
+
+    def __init__(self, space: Space, seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("pending", "ignore")
         super().__init__(space, seed, **kwargs)
