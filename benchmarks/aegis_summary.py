@@ -20,7 +20,9 @@ import argparse
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import binomtest
@@ -30,22 +32,29 @@ PEERS = ("optuna_gp", "optuna_tpe", "optuna_random", "random")
 _NAME = re.compile(r"w(\d+)-exponential-b100-s(\d+)\.json$")
 
 
-def load(dirs: list[Path], seeds: int) -> dict[tuple[str, str, int], dict[int, float]]:
-    """``{(problem, method, workers): {seed: final log10 regret}}`` of the completed runs with seed < ``seeds``."""
-    out: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
+def _records(
+    dirs: list[Path], seeds: int, methods: list[str] | None = None
+) -> Iterator[tuple[tuple[str, str, int, int], dict[str, Any]]]:
+    """Yield ``((problem, method, workers, seed), record)`` for every completed run with seed < ``seeds`` (of
+    ``methods`` only, if given); a file is parsed only when its path matches. Later directories come later."""
     for d in dirs:
         for path in sorted((d / "raw" / "synthetic").glob("*/*/*.json")):
             m = _NAME.search(path.name)
-            if not m or int(m.group(2)) >= seeds:
+            if not m or int(m.group(2)) >= seeds or (methods is not None and path.parent.name not in methods):
                 continue
             try:
                 rec = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if rec.get("status") != "ok" or rec["summary"].get("log10_regret") is None:
-                continue
-            key = (path.parent.parent.name, path.parent.name, int(m.group(1)))
-            out[key][int(m.group(2))] = float(rec["summary"]["log10_regret"])
+            if rec.get("status") == "ok" and rec["summary"].get("log10_regret") is not None:
+                yield (path.parent.parent.name, path.parent.name, int(m.group(1)), int(m.group(2))), rec
+
+
+def load(dirs: list[Path], seeds: int) -> dict[tuple[str, str, int], dict[int, float]]:
+    """``{(problem, method, workers): {seed: final log10 regret}}`` of the completed runs with seed < ``seeds``."""
+    out: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
+    for (problem, method, workers, seed), rec in _records(dirs, seeds):
+        out[(problem, method, workers)][seed] = float(rec["summary"]["log10_regret"])
     return out
 
 
@@ -163,17 +172,7 @@ def plot(dirs: list[Path], seeds: int, workers: list[int], methods: list[str], p
     over the runs with seed < ``seeds``, on the six problems. Later directories win for the same run."""
     from benchmarks import report as rp
 
-    runs: dict[tuple, dict] = {}
-    for d in dirs:
-        for rec in rp.load(d, ["synthetic"]):
-            sp = rec["spec"]
-            if (
-                sp["method"] in methods
-                and sp["seed"] < seeds
-                and sp["budget"] == 100
-                and sp["duration"] == "exponential"
-            ):
-                runs[(sp["problem"], sp["method"], sp["workers"], sp["seed"])] = rec
+    runs = dict(_records(dirs, seeds, methods))  # later directories win for the same run
     groups = rp.cells(list(runs.values()))
     paths = []
     for w in workers:
@@ -182,7 +181,7 @@ def plot(dirs: list[Path], seeds: int, workers: list[int], methods: list[str], p
             continue
         path = Path(f"{prefix}_w{w}.png")
         title = f"synthetic, {w} worker(s), budget 100: median and IQR over {seeds} seeds"
-        rp._figure(sub, "evals", path, title, "evaluations", "log10 regret")
+        rp.progress_figure(sub, "evals", path, title, "evaluations", "log10 regret")
         paths.append(path)
     return paths
 

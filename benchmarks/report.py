@@ -222,8 +222,8 @@ class _quiet:
         self._w.__exit__(*exc)
 
 
-def _figure(groups: dict[tuple, dict[str, list[dict[str, Any]]]], x: str, path: Path, title: str,
-            xlabel: str, ylabel: str, scale_of=None) -> None:
+def progress_figure(groups: dict[tuple, dict[str, list[dict[str, Any]]]], x: str, path: Path, title: str,
+                    xlabel: str, ylabel: str, scale_of=None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -398,18 +398,18 @@ def write_report(out: Path = RESULTS, suites: Iterable[str] | None = None) -> Pa
             stem = f"{suite if suite == kind else f'{suite}_{kind}'}_w{workers}_{duration}_b{budget_s}"
             figs = []
             if kind == "synthetic":
-                _figure(g, "evals", out / f"{stem}_evals.png", f"{suite}, {workers} workers: log10 regret",
+                progress_figure(g, "evals", out / f"{stem}_evals.png", f"{suite}, {workers} workers: log10 regret",
                         "evaluations", "log10 regret")
-                _figure(g, "clock", out / f"{stem}_time.png", f"{suite}, {workers} workers: log10 regret",
+                progress_figure(g, "clock", out / f"{stem}_time.png", f"{suite}, {workers} workers: log10 regret",
                         "simulated time", "log10 regret")
                 figs = [f"{stem}_evals.png", f"{stem}_time.png"]
             elif kind == "tabular":
-                _figure(g, "cost", out / f"{stem}_steps.png", f"{suite}, {workers} workers: log10 regret",
+                progress_figure(g, "cost", out / f"{stem}_steps.png", f"{suite}, {workers} workers: log10 regret",
                         "steps consumed / 50 (full-run equivalents)", "log10 regret",
                         scale_of=lambda r: r["problem"]["max_step"])
                 figs = [f"{stem}_steps.png"]
             elif kind == "real":
-                _figure(g, "cost", out / f"{stem}_cost.png", f"{suite}, {workers} workers: best valid loss",
+                progress_figure(g, "cost", out / f"{stem}_cost.png", f"{suite}, {workers} workers: best valid loss",
                         "CPU seconds consumed", "best valid loss")
                 figs = [f"{stem}_cost.png"]
             elif kind == "cost":
