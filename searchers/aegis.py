@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -306,21 +307,14 @@ class AEGiSSearcher(Searcher):
         super().__init__(space, seed)
         if pending not in ("believer", "ignore"):
             raise ValueError(f"pending must be 'believer' or 'ignore', got {pending!r}")
-        if isinstance(epsilon, str):
-            if epsilon != "paper":
-                raise ValueError(f"epsilon must be a number in [0, 0.5] or 'paper' (the paper's rule), got {epsilon!r}")
+        if isinstance(epsilon, str) and epsilon == "paper":
             epsilon = aegis_epsilon(space.dim)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating, np.integer)):
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0.0 <= epsilon <= 0.5:
             raise ValueError(
-                f"epsilon must be a number in [0, 0.5] or 'paper' (the paper's rule), got {epsilon!r}; leave it out "
-                f"for the default {DEFAULT_EPSILON}"
+                f"epsilon must be a number in [0, 0.5] (each of the two exploratory moves has probability epsilon) "
+                f"or 'paper' for the paper's rule, got {epsilon!r}; leave it out for the default {DEFAULT_EPSILON}"
             )
         self.epsilon = float(epsilon)
-        if not 0.0 <= self.epsilon <= 0.5:
-            raise ValueError(
-                f"epsilon must lie in [0, 0.5] (each of the two exploratory moves has probability epsilon), got "
-                f"{self.epsilon}; use 'paper' for the paper's rule"
-            )
         if not 0.0 <= float(eta) <= 1.0:
             raise ValueError(f"eta (the Thompson share of exploratory moves) must lie in [0, 1], got {eta}")
         self.eta = float(eta)
